@@ -1,0 +1,5 @@
+import sys
+
+from fraudflow.cli import main
+
+sys.exit(main())

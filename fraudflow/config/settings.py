@@ -1,0 +1,385 @@
+"""Typed, frozen settings: YAML file, then ``FRAUDFLOW_*`` variables, then flags.
+
+Every field name is unique across sections, so one flat name serves as the
+YAML key inside its section, the environment variable (``FRAUDFLOW_`` +
+upper case) and the command-line flag (``--`` + dashes).
+
+>>> parse_duration("36h")
+datetime.timedelta(days=1, seconds=43200)
+>>> parse_duration("1m30s").total_seconds()
+90.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "FRAUDFLOW_"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "default"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or inconsistent; the message names it."""
+
+
+class Secret(str):
+    """A string whose ``repr``/``str`` never shows the value (DSNs, passwords).
+
+    >>> s = Secret("postgresql://u:pw@h/db")
+    >>> repr(s), f"{s}", s.reveal()
+    ("Secret('***')", '***', 'postgresql://u:pw@h/db')
+    """
+
+    __slots__ = ()
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse ``500ms``, ``30s``, ``5m``, ``36h``, ``7d``, ``1h30m`` or plain seconds."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return timedelta(seconds=text)
+    raw = str(text).strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", raw):
+        return timedelta(seconds=float(raw))
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(raw):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(raw) or not raw:
+        msg = f"not a duration: {text!r} (use e.g. 500ms, 30s, 5m, 36h, 7d)"
+        raise ValueError(msg)
+    return timedelta(seconds=total)
+
+
+def _opt(default: Any, doc: str, **kw: Any) -> Any:
+    """A settings field with its one-line documentation (shown by ``config show``)."""
+    return field(default=default, metadata={"doc": doc, **kw})
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    brokers: tuple[str, ...] = _opt((), "Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    input_topic: str = _opt("transactions", "topic of JSON transactions keyed by user_id")
+    alerts_topic: str = _opt("alerts", "topic the alerts (tier >= review) go to")
+    dlq_topic: str = _opt("transactions-dlq", "dead-letter topic for records that fail parse/validate")
+    from_beginning: bool = _opt(False, "read the input from the earliest offset (else the latest)")
+    exit_at_end: bool = _opt(False, "stop when the end of every input partition is reached")
+    source_batch_size: int = _opt(1000, "messages read from Kafka per poll")
+    kafka_config: Mapping[str, str] = field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={"doc": "extra librdkafka settings (k=v,k=v), passed through untouched"},
+    )
+    sasl_password: Secret | None = _opt(None, "SASL password (environment only)", secret=True)
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    default_currency: str = _opt("USD", "currency assumed when a record has none")
+    max_message_bytes: int = _opt(16384, "larger messages are dead-lettered as oversize")
+    max_event_age: timedelta = _opt(timedelta(days=3650), "older event times are rejected")
+    max_future_skew: timedelta = _opt(timedelta(days=1), "event times further ahead are rejected")
+    duplicate_horizon: timedelta = _opt(
+        timedelta(hours=24), "a transaction_id seen again within this is a duplicate"
+    )
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    windows: tuple[timedelta, ...] = _opt(
+        (timedelta(minutes=1), timedelta(hours=1), timedelta(hours=24)),
+        "sliding windows for per-user count/sum features",
+    )
+    allowed_lateness: timedelta = _opt(
+        timedelta(minutes=5), "out-of-order records within this of the user's latest are in-order"
+    )
+    idle_ttl: timedelta = _opt(timedelta(days=30), "per-user state is dropped after this idle time")
+    max_events_per_user: int = _opt(512, "cap on events kept per user for window features")
+    recent_set_size: int = _opt(32, "merchants/countries/devices/methods remembered per user")
+    zscore_warmup: int = _opt(5, "transactions a user needs before z-score/IQR/hour scores count")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    hst_shards: int = _opt(8, "Half-Space Trees model shards (fixed; independent of workers)")
+    hst_trees: int = _opt(25, "trees per Half-Space Trees model")
+    hst_height: int = _opt(8, "height of each tree")
+    hst_window: int = _opt(250, "Half-Space Trees reference window (records)")
+    hst_warmup: int = _opt(1000, "records a shard must learn before its score counts")
+    seed: int = _opt(42, "seed of every random model")
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    weight_hst: float = _opt(0.45, "weight of the Half-Space Trees score")
+    weight_zscore: float = _opt(0.55, "weight of the per-user amount z-score")
+    weight_iqr: float = _opt(0.35, "weight of the per-user amount IQR outlier score")
+    weight_rules: float = _opt(1.0, "weight of the combined rule score")
+    review_threshold: float = _opt(0.5, "score at or above which a decision is 'review'")
+    block_threshold: float = _opt(0.85, "score at or above which a decision is 'block'")
+    top_reasons: int = _opt(3, "reason codes kept per decision")
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    postgres_dsn: Secret | None = _opt(None, "PostgreSQL DSN; the decisions/alerts sink is on when set", secret=True)
+    redis_url: Secret | None = _opt(None, "Redis URL; the user-profile sink is on when set", secret=True)
+    metrics_port: int | None = _opt(None, "serve Prometheus /metrics on this port")
+    profile_ttl: timedelta = _opt(timedelta(days=7), "TTL of a user's Redis profile hash")
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    recovery_dir: Path | None = _opt(None, "directory of Bytewax recovery partitions (on when set)")
+    snapshot_interval: timedelta = _opt(timedelta(seconds=10), "how often state is snapshotted")
+
+
+@dataclass(frozen=True)
+class RulesSettings:
+    rules: Path = _opt(DEFAULT_RULES_DIR, "directory of rule YAML files")
+    rules_reload_interval: timedelta = _opt(timedelta(seconds=1), "how often rule files are checked")
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
+    sinks: SinkSettings = field(default_factory=SinkSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    def replace(self, **flat: Any) -> Settings:
+        """A copy with flat-named fields replaced (``brokers=...``), validated again."""
+        return _build(_as_nested(self), flat, source="override")
+
+
+def _check(s: Settings) -> None:
+    e = s.ensemble
+    if not 0 < e.review_threshold < e.block_threshold <= 1:
+        msg = (
+            "ensemble: need 0 < review_threshold < block_threshold <= 1, got "
+            f"{e.review_threshold} and {e.block_threshold}"
+        )
+        raise ConfigError(msg)
+    for name in ("weight_hst", "weight_zscore", "weight_iqr", "weight_rules"):
+        if not 0 <= getattr(e, name) <= 1:
+            raise ConfigError(f"ensemble.{name}: must be within [0, 1]")
+    if not s.features.windows or any(w.total_seconds() <= 0 for w in s.features.windows):
+        raise ConfigError("features.windows: need at least one positive window")
+    for name, low in (
+        ("hst_shards", 1),
+        ("hst_trees", 1),
+        ("hst_height", 1),
+        ("hst_window", 1),
+        ("hst_warmup", 0),
+    ):
+        if getattr(s.model, name) < low:
+            raise ConfigError(f"model.{name}: must be >= {low}")
+    if s.features.max_events_per_user < 2 or s.features.recent_set_size < 1:
+        raise ConfigError("features: max_events_per_user >= 2 and recent_set_size >= 1 required")
+    if s.validation.max_message_bytes < 64:
+        raise ConfigError("validation.max_message_bytes: must be >= 64")
+    if s.recovery.snapshot_interval.total_seconds() <= 0:
+        raise ConfigError("recovery.snapshot_interval: must be positive")
+
+
+# --- loading ---------------------------------------------------------------
+
+SECTIONS: dict[str, type[Any]] = {
+    "kafka": KafkaSettings,
+    "validation": ValidationSettings,
+    "features": FeatureSettings,
+    "model": ModelSettings,
+    "ensemble": EnsembleSettings,
+    "sinks": SinkSettings,
+    "recovery": RecoverySettings,
+    "rules": RulesSettings,
+}
+_HINTS = {sec: typing.get_type_hints(cls) for sec, cls in SECTIONS.items()}
+FIELDS: dict[str, tuple[str, dataclasses.Field[Any]]] = {
+    f.name: (sec, f) for sec, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(f"not an integer: {value!r}")
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError(f"not a number: {value!r}")
+            return float(value)
+        if hint is str:
+            if not isinstance(value, str | int | float):
+                raise ValueError(f"not a string: {type(value).__name__}")
+            return str(value)
+        if hint is Secret:
+            return Secret(str(value))
+        if hint is Path:
+            return Path(str(value)).expanduser()
+        if hint is timedelta:
+            return parse_duration(value)
+        if origin is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            items = [i.strip() if isinstance(i, str) else i for i in items]
+            return tuple(_coerce(i, args[0], where) for i in items if i != "")
+        if origin is Mapping or hint is Mapping:
+            if isinstance(value, str):
+                pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+                value = {k.strip(): v.strip() for k, v in pairs}
+            if not isinstance(value, Mapping):
+                raise ValueError("not a mapping")
+            return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+
+
+def _as_nested(s: Settings) -> dict[str, dict[str, Any]]:
+    return {sec: dict(vars(getattr(s, sec))) for sec in SECTIONS}
+
+
+def _build(nested: Mapping[str, Mapping[str, Any]], flat: Mapping[str, Any], source: str) -> Settings:
+    merged = {sec: dict(nested.get(sec, {})) for sec in SECTIONS}
+    for name, value in flat.items():
+        if name not in FIELDS:
+            raise ConfigError(f"{source}: unknown setting {name!r}")
+        sec, f = FIELDS[name]
+        merged[sec][name] = _coerce(value, _HINTS[sec][name], f"{source}: {name}")
+    try:
+        parts = {sec: SECTIONS[sec](**vals) for sec, vals in merged.items()}
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return Settings(**parts)
+
+
+def load_yaml(path: Path) -> dict[str, dict[str, Any]]:
+    """Read and type-check a settings file; errors name the file and the key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    nested: dict[str, dict[str, Any]] = {}
+    for sec, body in data.items():
+        if sec not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section {sec!r} (known: {', '.join(SECTIONS)})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: section {sec!r} must be a mapping")
+        for name, value in body.items():
+            if name not in FIELDS or FIELDS[name][0] != sec:
+                raise ConfigError(f"{path}: unknown setting {sec}.{name}")
+            nested.setdefault(sec, {})[name] = _coerce(value, _HINTS[sec][name], f"{path}: {sec}.{name}")
+    return nested
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``FRAUDFLOW_*`` variables that name a setting (others are ignored)."""
+    out = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in FIELDS:
+                out[name] = value
+    return out
+
+
+def load_settings(
+    path: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """YAML file (``FRAUDFLOW_CONFIG`` if no path), then environment, then flags."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    nested = load_yaml(path) if path is not None else {}
+    s = _build(nested, env_overrides(env), source="environment")
+    if flags:
+        s = _build(_as_nested(s), {k: v for k, v in flags.items() if v is not None}, source="flags")
+    return s
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(section.name, env var, default, doc) for every setting, for docs and ``--help``."""
+    rows = []
+    for name, (sec, f) in FIELDS.items():
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = "-"
+        if isinstance(default, tuple):
+            default = ",".join(_fmt(d) for d in default)
+        rows.append((f"{sec}.{name}", ENV_PREFIX + name.upper(), _fmt(default), f.metadata.get("doc", "")))
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, timedelta):
+        secs = v.total_seconds()
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if secs >= size and secs % size == 0:
+                return f"{int(secs // size)}{unit}"
+        return f"{secs:g}s"
+    if isinstance(v, types.MappingProxyType):
+        return ",".join(f"{k}={x}" for k, x in v.items()) or "{}"
+    if isinstance(v, Path) and v == DEFAULT_RULES_DIR:
+        return "<bundled rules>"
+    return str(v)
