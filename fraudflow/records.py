@@ -88,6 +88,17 @@ class DeadLetter:
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
 
+    def key_bytes(self) -> bytes | None:
+        return self.key
+
+
+@dataclass(slots=True)
+class FeatureRow:
+    """A transaction with its feature record (every catalogue name, see catalogue.py)."""
+
+    txn: Transaction
+    features: dict[str, Any]
+
 
 @dataclass(slots=True)
 class Reason:
@@ -147,6 +158,9 @@ class Decision:
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
+
+    def key_bytes(self) -> bytes:
+        return self.txn.user_id.encode("utf-8")
 
 
 def alert_id(transaction_id: str, model_version: str, rules_version: str) -> str:

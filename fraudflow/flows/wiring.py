@@ -1,0 +1,87 @@
+"""Sources and sinks chosen from settings, and running a flow in this process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import Sink
+from bytewax.recovery import RecoveryConfig, init_db_dir
+
+from fraudflow.config.settings import Settings
+from fraudflow.connectors.kafka import KafkaRecordSink, transactions_source
+from fraudflow.flows.detection import FlowIO
+from fraudflow.records import Decision
+
+log = logging.getLogger(__name__)
+
+
+def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
+    """PostgreSQL and Redis sinks, each on when its setting is given."""
+    sinks: list[tuple[str, Sink[Decision]]] = []
+    s = settings.sinks
+    if s.postgres_dsn is not None:
+        from fraudflow.sinks.postgres import PostgresSink, migrate
+
+        applied = migrate(s.postgres_dsn)
+        if applied:
+            log.info("applied PostgreSQL migrations: %s", ", ".join(applied))
+        sinks.append(("postgres", PostgresSink(s.postgres_dsn, retry_limit=s.sink_retry_limit)))
+    if s.redis_url is not None:
+        from fraudflow.sinks.redis_profiles import RedisProfileSink
+
+        sinks.append(("redis", RedisProfileSink(s.redis_url, s.profile_ttl, retry_limit=s.sink_retry_limit)))
+    return sinks
+
+
+def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = ()) -> FlowIO:
+    """Kafka in, alerts and dead letters to Kafka, plus the configured stores."""
+    k = settings.kafka
+    if not k.brokers:
+        from fraudflow.config.settings import ConfigError
+
+        raise ConfigError("kafka.brokers: no brokers given (--brokers or FRAUDFLOW_BROKERS)")
+    return FlowIO(
+        source=transactions_source(k),
+        alerts=KafkaRecordSink(k, k.alerts_topic),
+        dead_letters=KafkaRecordSink(k, k.dlq_topic),
+        decisions=[*store_sinks(settings), *extra],
+        require_key=True,
+    )
+
+
+def recovery_config(settings: Settings, partitions: int = 1) -> RecoveryConfig | None:
+    """Recovery on when a directory is set; partitions are created on first start."""
+    d: Path | None = settings.recovery.recovery_dir
+    if d is None:
+        return None
+    d.mkdir(parents=True, exist_ok=True)
+    if not any(d.glob("part-*.sqlite3")):
+        init_db_dir(d, partitions)
+    return RecoveryConfig(str(d))
+
+
+def run_flow(
+    flow: Dataflow,
+    settings: Settings,
+    *,
+    workers: int = 1,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> None:
+    """Run in this process (optionally as one process of a cluster)."""
+    from bytewax._bytewax import cli_main
+
+    interval = settings.recovery.snapshot_interval
+    kwargs: dict[str, Any] = {
+        "workers_per_process": workers,
+        "process_id": process_id,
+        "addresses": addresses,
+        "epoch_interval": interval if interval > timedelta(0) else None,
+        "recovery_config": recovery_config(settings),
+    }
+    cli_main(flow, **kwargs)

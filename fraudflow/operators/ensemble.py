@@ -1,0 +1,129 @@
+"""Combine detector scores and rule hits into one decision with reasons.
+
+The score is a weighted noisy-OR, ``1 - prod(1 - w_i * s_i)``: any one strong
+signal can raise a review on its own, and independent weak signals add up.
+Rules combine the same way among themselves before their weight applies. A
+rule may also force a minimum tier. Reasons are the largest contributions,
+each with the feature values behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from fraudflow.config.settings import EnsembleSettings, Settings
+from fraudflow.records import TIER_RANK, TIERS, Decision, FeatureRow, Reason, alert_id
+from fraudflow.rules import RuleHit
+
+# detector -> (reason code, feature values shown as its detail)
+DETECTORS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hst": ("HST_ANOMALY", ("amount", "count_1m", "new_device", "new_country", "travel_kmh", "hour")),
+    "zscore": ("AMOUNT_ZSCORE", ("amount", "amount_mean", "amount_z", "txn_count")),
+    "iqr": ("AMOUNT_IQR", ("amount", "amount_iqr_excess", "txn_count")),
+}
+
+
+@dataclass(frozen=True)
+class EnsembleParams:
+    weights: dict[str, float]
+    weight_rules: float
+    review: float
+    block: float
+    top: int
+
+    @classmethod
+    def from_settings(cls, e: EnsembleSettings) -> EnsembleParams:
+        return cls(
+            weights={"hst": e.weight_hst, "zscore": e.weight_zscore, "iqr": e.weight_iqr},
+            weight_rules=e.weight_rules,
+            review=e.review_threshold,
+            block=e.block_threshold,
+            top=e.top_reasons,
+        )
+
+
+def model_version(settings: Settings) -> str:
+    """Hash of everything that shapes a score except the rules (features, models, ensemble)."""
+    parts = {
+        "features": asdict(settings.features),
+        "validation": asdict(settings.validation),
+        "model": asdict(settings.model),
+        "ensemble": asdict(settings.ensemble),
+    }
+    blob = orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)
+    return "m-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
+
+
+def tier_for(score: float, p: EnsembleParams) -> str:
+    """>>> tier_for(0.2, EnsembleParams({}, 1, 0.5, 0.8, 3)), tier_for(0.9, EnsembleParams({}, 1, 0.5, 0.8, 3))
+    ('approve', 'block')
+    """
+    if score >= p.block:
+        return "block"
+    if score >= p.review:
+        return "review"
+    return "approve"
+
+
+def _round(v: Any) -> Any:
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def decide(
+    row: FeatureRow,
+    hits: Sequence[RuleHit],
+    p: EnsembleParams,
+    rules_version: str,
+    model_ver: str,
+    now: float,
+) -> Decision:
+    """The ensemble's verdict on one scored feature row."""
+    f = row.features
+    scores = {"hst": f["hst_score"], "zscore": f["zscore_score"], "iqr": f["iqr_score"]}
+    contributions: list[Reason] = []
+    keep = 1.0
+    for name, s in scores.items():
+        c = p.weights[name] * s
+        keep *= 1.0 - c
+        if c > 0.0:
+            code, shown = DETECTORS[name]
+            contributions.append(Reason(code, c, {k: _round(f[k]) for k in shown if k in f}))
+    rule_keep = 1.0
+    forced = 0
+    rule_hits = []
+    for h in hits:
+        rule_keep *= 1.0 - h.score
+        if h.tier is not None:
+            forced = max(forced, TIER_RANK[h.tier])
+        rule_hits.append({"id": h.rule_id, "score": h.score, "tier": h.tier, "severity": h.severity})
+        c = p.weight_rules * h.score
+        contributions.append(
+            Reason(f"RULE:{h.rule_id}", c, {"description": h.description, **{k: _round(v) for k, v in h.values.items()}})
+        )
+    rules_score = 1.0 - rule_keep
+    keep *= 1.0 - p.weight_rules * rules_score
+    score = min(1.0, max(0.0, 1.0 - keep))
+    scores["rules"] = rules_score
+    tier = TIERS[max(TIER_RANK[tier_for(score, p)], forced)]
+    contributions.sort(key=lambda r: (-r.contribution, r.code))
+    txn = row.txn
+    return Decision(
+        alert_id=alert_id(txn.transaction_id, model_ver, rules_version),
+        txn=txn,
+        score=score if math.isfinite(score) else 1.0,
+        tier=tier,
+        detector_scores=scores,
+        rule_hits=rule_hits,
+        reasons=contributions[: p.top],
+        rules_version=rules_version,
+        model_version=model_ver,
+        features=f,
+        processed_at=now,
+        late=bool(f.get("late", False)),
+    )

@@ -1,0 +1,220 @@
+"""Per-user features in event time, and the per-user z-score / IQR detectors.
+
+``user_step`` is a function of (state, transaction): it returns the new
+state and either the feature row or a dead letter (duplicate). It mutates
+and returns the state it was given, which the keyed step owns.
+
+Event-time policy (docs/event-time.md):
+- a record no older than the user's newest event time minus
+  ``allowed_lateness`` is inserted in event-time order; its window features
+  count the events at or before its own time;
+- an older record is *late*: it is scored against the current state, flagged
+  ``late`` (a feature rules can use, counted in metrics) and not learned from.
+- a gap longer than ``idle_ttl`` in event time starts the user afresh, the
+  same as wall-clock expiry does in a live flow.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any
+
+from fraudflow.config.settings import FeatureSettings, ValidationSettings
+from fraudflow.operators.catalogue import window_label
+from fraudflow.records import DeadLetter, FeatureRow, Transaction
+from fraudflow.state.user import CATEGORY, COUNTRY, DEVICE, MERCHANT, METHOD, UserState, stable_hash
+
+RECENT_AMOUNTS = 32  # log amounts kept for the IQR detector
+MIN_STD = 0.3  # floor of the log-amount standard deviation (a user always paying 9.99)
+MIN_IQR = 0.25
+NO_PREV = 1e9
+DAY = 86400.0
+EARTH_KM = 6371.0088
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Settings the feature step needs, pre-computed once."""
+
+    windows: tuple[tuple[str, str, float], ...]  # (count name, sum name, seconds)
+    retention: float
+    lateness: float
+    idle: float
+    max_events: int
+    set_size: int
+    warmup: int
+
+    @classmethod
+    def from_settings(cls, f: FeatureSettings, v: ValidationSettings) -> FeatureParams:
+        ws = tuple(
+            (f"count_{window_label(w)}", f"sum_{window_label(w)}", w.total_seconds()) for w in f.windows
+        )
+        retention = max([w for _, _, w in ws] + [v.duplicate_horizon.total_seconds(), DAY])
+        return cls(
+            windows=ws,
+            retention=retention,
+            lateness=f.allowed_lateness.total_seconds(),
+            idle=f.idle_ttl.total_seconds(),
+            max_events=f.max_events_per_user,
+            set_size=f.recent_set_size,
+            warmup=f.zscore_warmup,
+        )
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance.
+
+    >>> round(haversine_km(52.52, 13.405, 48.8566, 2.3522))  # Berlin - Paris
+    878
+    """
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def zscore_score(z: float) -> float:
+    """Map a (positive) amount z-score to [0, 1]; nothing below z = 2.
+
+    >>> zscore_score(1.0), round(zscore_score(3.0), 3), round(zscore_score(6.0), 3)
+    (0.0, 0.487, 0.931)
+    """
+    return 1.0 - math.exp(-(z - 2.0) / 1.5) if z > 2.0 else 0.0
+
+
+def iqr_score(excess: float) -> float:
+    """Map (x - Q3) / IQR to [0, 1]; nothing within Tukey's 1.5 fence.
+
+    >>> iqr_score(1.0), round(iqr_score(3.0), 3)
+    (0.0, 0.632)
+    """
+    return 1.0 - math.exp(-(excess - 1.5) / 1.5) if excess > 1.5 else 0.0
+
+
+def _quantile(sorted_xs: list[float], q: float) -> float:
+    pos = q * (len(sorted_xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def hour_of(ts: float) -> int:
+    return int(ts // 3600) % 24
+
+
+def user_step(
+    state: UserState | None, txn: Transaction, p: FeatureParams
+) -> tuple[UserState, FeatureRow | DeadLetter]:
+    """Compute the features of ``txn`` from the user's history, then learn from it."""
+    t = txn.ts
+    if state is None or t - state.last_ts > p.idle:
+        state = UserState(p.set_size)
+    id_hash = stable_hash(txn.transaction_id)
+    if id_hash in state.ev_id:
+        return state, DeadLetter(
+            code="duplicate",
+            message="transaction_id was already seen for this user within the duplicate horizon",
+            value=None,
+            key=txn.user_id.encode("utf-8"),
+            topic=txn.topic,
+            partition=txn.partition,
+            offset=txn.offset,
+            dead_at=t,
+            step="features",
+        )
+    late = t < state.last_ts - p.lateness
+    amount = txn.amount
+    log_amt = math.log1p(amount)
+    n = state.n
+
+    # windows over the events at or before t, this one included
+    ev_ts, ev_amt = state.ev_ts, state.ev_amt
+    hi = bisect_right(ev_ts, t)
+    f: dict[str, Any] = {}
+    for count_name, sum_name, w in p.windows:
+        lo = bisect_right(ev_ts, t - w, 0, hi)
+        f[count_name] = hi - lo + 1
+        f[sum_name] = math.fsum(ev_amt[lo:hi]) + amount
+    secs_since_prev = t - ev_ts[hi - 1] if hi > 0 else NO_PREV
+
+    # per-user amount detectors, against the history before this record
+    if n >= p.warmup:
+        std = max(math.sqrt(state.m2 / (n - 1)), MIN_STD)
+        amount_z = (log_amt - state.mean) / std
+        rs = state.sorted_recent()
+        q1, q3 = _quantile(rs, 0.25), _quantile(rs, 0.75)
+        iqr_excess = (log_amt - q3) / max(q3 - q1, MIN_IQR)
+    else:
+        amount_z = iqr_excess = 0.0
+
+    # habits: first use of a merchant / country / device / method / category
+    keys = (txn.merchant_id, txn.country, txn.device_id, txn.payment_method, txn.merchant_category)
+    hashes = [stable_hash(k) if k else 0 for k in keys]
+    sets = state.sets
+    if late:
+        new = [bool(k) and n > 0 and h not in s for k, h, s in zip(keys, hashes, sets, strict=True)]
+    else:
+        new = [bool(k) and s.touch(h, t) and n > 0 for k, h, s in zip(keys, hashes, sets, strict=True)]
+    day_ago = t - DAY
+    distinct_m = sets[MERCHANT].count_since(day_ago) + (1 if late and new[MERCHANT] else 0)
+    distinct_c = sets[COUNTRY].count_since(day_ago) + (1 if late and new[COUNTRY] else 0)
+
+    hour = hour_of(t)
+    hours = state.hours
+    if n >= p.warmup:
+        hour_share = (hours[hour] + 0.5 * (hours[hour - 1] + hours[(hour + 1) % 24])) / (2.0 * n)
+    else:
+        hour_share = 1.0
+
+    travel_kmh = 0.0
+    if txn.lat is not None and txn.lon is not None and state.geo is not None:
+        glat, glon, gts = state.geo
+        km = haversine_km(glat, glon, txn.lat, txn.lon)
+        travel_kmh = km / max(abs(t - gts), 60.0) * 3600.0
+
+    f.update(
+        transaction_id=txn.transaction_id,
+        user_id=txn.user_id,
+        amount=amount,
+        currency=txn.currency,
+        merchant_id=txn.merchant_id or "",
+        merchant_category=txn.merchant_category or "",
+        country=txn.country or "",
+        payment_method=txn.payment_method or "",
+        device_id=txn.device_id or "",
+        channel=txn.channel or "",
+        ip=txn.ip or "",
+        hour=hour,
+        txn_count=n,
+        secs_since_prev=secs_since_prev,
+        amount_mean=math.expm1(state.mean) if n else 0.0,
+        amount_z=amount_z,
+        amount_iqr_excess=iqr_excess,
+        new_merchant=new[MERCHANT],
+        new_country=new[COUNTRY],
+        new_device=new[DEVICE],
+        new_payment_method=new[METHOD],
+        new_category=new[CATEGORY],
+        hour_share=hour_share,
+        unusual_hour=n >= p.warmup and hour_share < 0.02,
+        travel_kmh=travel_kmh,
+        distinct_merchants_24h=distinct_m,
+        distinct_countries_24h=distinct_c,
+        late=late,
+        hst_score=0.0,
+        zscore_score=zscore_score(amount_z),
+        iqr_score=iqr_score(iqr_excess),
+    )
+
+    if not late:
+        state.insert_event(t, amount, id_hash)
+        if t > state.last_ts:
+            state.last_ts = t
+        state.prune(state.last_ts - p.retention, p.max_events)
+        state.add_amount(log_amt, RECENT_AMOUNTS)
+        hours[hour] += 1
+        if txn.lat is not None and txn.lon is not None and (state.geo is None or t >= state.geo[2]):
+            state.geo = (txn.lat, txn.lon, t)
+    return state, FeatureRow(txn, f)

@@ -1,0 +1,225 @@
+"""Parse and validate raw input messages into Transactions or DeadLetters.
+
+A pure function of (message, settings, now): no IO, no clock of its own.
+Every message becomes exactly one of the two, which is what lets the flow
+account for every record: received = valid + dead-lettered.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+
+from fraudflow.config.settings import ValidationSettings
+from fraudflow.records import DeadLetter, Transaction
+
+
+class RawMessage(Protocol):
+    """What a source hands the flow (bytewax's KafkaSourceMessage fits)."""
+
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def topic(self) -> str | None: ...
+    @property
+    def partition(self) -> int | None: ...
+    @property
+    def offset(self) -> int | None: ...
+
+
+# machine codes of the dead-letter reasons, documented in docs/dead-letters.md
+ERROR_CODES = (
+    "oversize",
+    "empty_value",
+    "not_utf8",
+    "bad_json",
+    "not_object",
+    "missing_field",
+    "bad_type",
+    "bad_value",
+    "bad_amount",
+    "bad_timestamp",
+    "naive_timestamp",
+    "timestamp_out_of_range",
+    "empty_key",
+    "key_mismatch",
+    "duplicate",
+)
+
+_ID_MAX = 128
+_OPT_MAX = 256
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_OPTIONAL_STR = ("merchant_id", "merchant_category", "payment_method", "device_id", "channel", "ip")
+
+
+class Invalid(Exception):
+    """A validation failure: machine code plus a message that names the field."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _kind(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _required_str(obj: dict[str, Any], name: str) -> str:
+    if name not in obj or obj[name] is None:
+        raise Invalid("missing_field", f"required field {name!r} is missing")
+    v = obj[name]
+    if not isinstance(v, str):
+        raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
+    if not 1 <= len(v) <= _ID_MAX:
+        raise Invalid("bad_value", f"field {name!r} must have 1..{_ID_MAX} characters, got {len(v)}")
+    return v
+
+
+def _optional_str(obj: dict[str, Any], name: str) -> str | None:
+    v = obj.get(name)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
+    if len(v) > _OPT_MAX:
+        raise Invalid("bad_value", f"field {name!r} is longer than {_OPT_MAX} characters")
+    return v or None
+
+
+def _number(v: Any, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise Invalid("bad_type", f"field {name!r} must be a number, got {_kind(v)}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise Invalid("bad_amount" if name == "amount" else "bad_value", f"field {name!r} is not finite")
+    return f
+
+
+def parse_timestamp(v: Any) -> float:
+    """RFC 3339 with a zone, or epoch milliseconds, to epoch seconds.
+
+    >>> parse_timestamp("2026-01-02T03:04:05Z"), parse_timestamp(1767322045000)
+    (1767323045.0, 1767322045.0)
+    """
+    if isinstance(v, bool):
+        raise Invalid("bad_type", "field 'timestamp' must be an RFC 3339 string or epoch ms, got bool")
+    if isinstance(v, int | float):
+        if not math.isfinite(v):
+            raise Invalid("bad_timestamp", "field 'timestamp' is not finite")
+        return float(v) / 1000.0
+    if not isinstance(v, str):
+        raise Invalid("bad_type", f"field 'timestamp' must be an RFC 3339 string or epoch ms, got {_kind(v)}")
+    if len(v) > 64:
+        raise Invalid("bad_timestamp", "field 'timestamp' is too long")
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        raise Invalid("bad_timestamp", "field 'timestamp' is not RFC 3339") from None
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise Invalid("naive_timestamp", "field 'timestamp' has no time zone")
+    return dt.timestamp()
+
+
+def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: float) -> Transaction:
+    """Check one decoded JSON object; raises Invalid naming the field on failure."""
+    transaction_id = _required_str(obj, "transaction_id")
+    user_id = _required_str(obj, "user_id")
+    if "amount" not in obj or obj["amount"] is None:
+        raise Invalid("missing_field", "required field 'amount' is missing")
+    amount = _number(obj["amount"], "amount")
+    if amount < 0:
+        raise Invalid("bad_amount", "field 'amount' is negative")
+    if "timestamp" not in obj or obj["timestamp"] is None:
+        raise Invalid("missing_field", "required field 'timestamp' is missing")
+    ts = parse_timestamp(obj["timestamp"])
+    if ts < now - settings.max_event_age.total_seconds() or ts > now + settings.max_future_skew.total_seconds():
+        raise Invalid(
+            "timestamp_out_of_range",
+            "field 'timestamp' is outside the accepted range "
+            f"(now - {settings.max_event_age.days}d .. now + {settings.max_future_skew})",
+        )
+    currency = _optional_str(obj, "currency") or settings.default_currency
+    if not _CURRENCY.fullmatch(currency):
+        raise Invalid("bad_value", "field 'currency' must be an ISO 4217 code like 'USD'")
+    country = _optional_str(obj, "country")
+    if country is not None and not _COUNTRY.fullmatch(country):
+        raise Invalid("bad_value", "field 'country' must be an ISO 3166 alpha-2 code like 'DE'")
+    lat, lon = obj.get("lat"), obj.get("lon")
+    if (lat is None) != (lon is None):
+        raise Invalid("bad_value", "fields 'lat' and 'lon' must come together")
+    if lat is not None:
+        lat, lon = _number(lat, "lat"), _number(lon, "lon")
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise Invalid("bad_value", "fields 'lat'/'lon' are out of range")
+    opt = [_optional_str(obj, n) for n in _OPTIONAL_STR]
+    return Transaction(
+        transaction_id=transaction_id,
+        user_id=user_id,
+        amount=amount,
+        ts=ts,
+        currency=currency,
+        merchant_id=opt[0],
+        merchant_category=opt[1],
+        country=country,
+        payment_method=opt[2],
+        device_id=opt[3],
+        channel=opt[4],
+        ip=opt[5],
+        lat=lat,
+        lon=lon,
+    )
+
+
+def parse_message(
+    msg: RawMessage, settings: ValidationSettings, now: float, *, require_key: bool
+) -> Transaction | DeadLetter:
+    """One raw message to a Transaction, or to a DeadLetter with the reason.
+
+    ``require_key``: the message must carry a non-empty key equal to its
+    user_id (true for Kafka, where the key decides the partition).
+    """
+    value = msg.value
+    try:
+        if value is None or len(value) == 0:
+            raise Invalid("empty_value", "message has no value")
+        if len(value) > settings.max_message_bytes:
+            raise Invalid("oversize", f"message is {len(value)} bytes, limit {settings.max_message_bytes}")
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})") from None
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise Invalid("bad_json", f"value is not JSON: {exc.msg} at {exc.pos}") from None
+        if not isinstance(obj, dict):
+            raise Invalid("not_object", f"value must be a JSON object, got {_kind(obj)}")
+        txn = validate_object(obj, settings, now)
+        if require_key:
+            if not msg.key:
+                raise Invalid("empty_key", "message has no key (the key must be the user_id)")
+            if msg.key != txn.user_id.encode("utf-8"):
+                raise Invalid("key_mismatch", "message key differs from field 'user_id'")
+    except Invalid as err:
+        return DeadLetter(
+            code=err.code,
+            message=err.message,
+            value=value,
+            key=msg.key,
+            topic=msg.topic or "",
+            partition=-1 if msg.partition is None else msg.partition,
+            offset=-1 if msg.offset is None else msg.offset,
+            dead_at=now,
+        )
+    txn.topic = msg.topic or ""
+    txn.partition = -1 if msg.partition is None else msg.partition
+    txn.offset = -1 if msg.offset is None else msg.offset
+    return txn

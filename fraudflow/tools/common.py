@@ -1,0 +1,97 @@
+"""Shared pieces of the commands: settings flags, progress printing, summaries."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from fraudflow.config.settings import FIELDS, ConfigError, Settings, _fmt, load_settings
+from fraudflow.flows.stats import RunStats
+
+_BOOL = {"from_beginning", "exit_at_end"}
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """``--config`` plus one flag per named setting, documented with its variable and default."""
+    parser.add_argument("--config", type=Path, metavar="FILE", help="settings YAML (env FRAUDFLOW_CONFIG)")
+    for name in names:
+        _sec, f = FIELDS[name]
+        flag = "--" + name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        shown = "" if f.metadata.get("secret") else f" [default: {_fmt(default)}]"
+        help_text = f"{f.metadata.get('doc', '')} (env FRAUDFLOW_{name.upper()}){shown}"
+        if name in _BOOL:
+            parser.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
+
+
+def settings_from_args(args: argparse.Namespace, names: Sequence[str], **fixed: Any) -> Settings:
+    """YAML, then environment, then these flags (and ``fixed`` values)."""
+    flags = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    flags.update(fixed)
+    return load_settings(getattr(args, "config", None), flags)
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"fraudflow: error: {message}", file=sys.stderr)
+    return code
+
+
+@contextmanager
+def progress(stats: RunStats, enabled: bool, every: float = 2.0, out: TextIO = sys.stderr) -> Iterator[None]:
+    """Print a progress line every ``every`` seconds while the body runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            print(stats.progress_line(), file=out, flush=True)
+
+    thread = threading.Thread(target=loop, name="progress", daemon=True)
+    if enabled:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if enabled:
+            thread.join()
+
+
+def print_summary(stats: RunStats, outputs: dict[str, str], out: TextIO = sys.stdout) -> bool:
+    """The end-of-run table; returns whether every record is accounted for."""
+    s = stats.snapshot()
+    ok = s["received"] == s["valid"] + s["dead_lettered"]
+    t = s["tiers"]
+    lines = [
+        "",
+        "fraudflow run summary",
+        f"  received        {s['received']:>10,}",
+        f"  valid (scored)  {s['valid']:>10,}",
+        f"  dead-lettered   {s['dead_lettered']:>10,}   {_codes(s['dead_by_code'])}",
+        f"  accounted for   {'yes' if ok else 'NO: received != valid + dead-lettered'}",
+        f"  late records    {s['late']:>10,}   (scored, flagged, not learned from)",
+        f"  decisions       approve {t['approve']:,} | review {t['review']:,} | block {t['block']:,}",
+        f"  alert rate      {(t['review'] + t['block']) / max(s['valid'], 1):.2%}",
+        f"  top reasons     {', '.join(f'{c} ({n})' for c, n in s['top_reasons']) or '-'}",
+        f"  versions        rules {s['rules_version']} | model {s['model_version']}",
+        f"  throughput      {s['records_per_s']:,.0f} records/s over {s['elapsed_s']}s",
+    ]
+    if outputs:
+        lines.append("  outputs")
+        lines.extend(f"    {k:<14}{v}" for k, v in outputs.items())
+    print("\n".join(lines), file=out, flush=True)
+    return ok
+
+
+def _codes(codes: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(codes.items())) if codes else ""
+
+
+__all__ = ["ConfigError", "add_settings_flags", "fail", "print_summary", "progress", "settings_from_args"]

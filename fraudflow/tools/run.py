@@ -1,0 +1,72 @@
+"""``fraudflow run``: detection against Kafka, in this process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from fraudflow.config.settings import ConfigError
+from fraudflow.flows.detection import build_flow
+from fraudflow.flows.wiring import kafka_io, run_flow
+from fraudflow.tools.common import add_settings_flags, fail, print_summary, progress, settings_from_args
+
+FLAGS = (
+    "brokers",
+    "input_topic",
+    "alerts_topic",
+    "dlq_topic",
+    "rules",
+    "from_beginning",
+    "exit_at_end",
+    "recovery_dir",
+    "snapshot_interval",
+    "postgres_dsn",
+    "redis_url",
+    "metrics_port",
+)
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        help="run detection on a Kafka topic",
+        description=(
+            "Score every transaction on the input topic; alerts (tier >= review) go to the "
+            "alerts topic keyed by user_id, bad records to the dead-letter topic. PostgreSQL, "
+            "Redis and /metrics are on when their setting is given. For a cluster, run "
+            "'python -m bytewax.run \"fraudflow.flows.detection:get_flow()\" -i ID -a ADDRS' "
+            "with FRAUDFLOW_* variables, or use --process-id/--addresses here."
+        ),
+    )
+    add_settings_flags(p, FLAGS)
+    p.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process [1]")
+    p.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in a cluster")
+    p.add_argument("-a", "--addresses", default=None, help="cluster addresses HOST:PORT;HOST:PORT;...")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_from_args(args, FLAGS)
+        io = kafka_io(settings)
+    except ConfigError as exc:
+        return fail(str(exc))
+    if settings.sinks.metrics_port is not None:
+        from fraudflow.sinks.metrics import start_metrics_server
+
+        start_metrics_server(settings.sinks.metrics_port)
+    flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
+    addresses = args.addresses.split(";") if args.addresses else None
+    with progress(io.stats, enabled=not args.quiet):
+        run_flow(flow, settings, workers=args.workers, process_id=args.process_id, addresses=addresses)
+    k = settings.kafka
+    ok = print_summary(
+        io.stats,
+        {"alerts": f"kafka topic {k.alerts_topic}", "dead letters": f"kafka topic {k.dlq_topic}"},
+        out=sys.stdout,
+    )
+    return 0 if ok else 1
