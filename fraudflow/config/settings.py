@@ -130,8 +130,7 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    hst_shards: int = _opt(8, "Half-Space Trees model shards (fixed; independent of workers)")
-    hst_trees: int = _opt(25, "trees per Half-Space Trees model")
+    hst_trees: int = _opt(15, "trees per Half-Space Trees model")
     hst_height: int = _opt(8, "height of each tree")
     hst_window: int = _opt(250, "Half-Space Trees reference window (records)")
     hst_warmup: int = _opt(1000, "records a shard must learn before its score counts")
@@ -202,7 +201,6 @@ def _check(s: Settings) -> None:
     if not s.features.windows or any(w.total_seconds() <= 0 for w in s.features.windows):
         raise ConfigError("features.windows: need at least one positive window")
     for name, low in (
-        ("hst_shards", 1),
         ("hst_trees", 1),
         ("hst_height", 1),
         ("hst_window", 1),

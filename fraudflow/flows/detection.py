@@ -1,9 +1,12 @@
 """The detection dataflow: one builder for run, demo, backtest, tests and clusters.
 
-    input -> parse/validate -> key by user -> features (per-user state)
-          -> key by model shard -> Half-Space Trees -> rules + ensemble
+    input -> parse/validate -> key by shard (= input partition)
+          -> score: per-user features + the shard's Half-Space Trees
+          -> decide: rules + ensemble
           -> alerts sink (tier >= review), decision sinks (all decisions)
     parse/validate and duplicate errors -> dead-letter sink
+
+Why shards are input partitions: docs/architecture.md.
 
 For ``python -m bytewax.run fraudflow.flows.detection:get_flow()`` the
 settings come from ``FRAUDFLOW_*`` variables (and ``FRAUDFLOW_CONFIG``).
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +33,7 @@ from fraudflow.flows.stats import RunStats
 from fraudflow.operators.catalogue import feature_catalogue
 from fraudflow.operators.ensemble import EnsembleParams, decide, model_version
 from fraudflow.operators.features import FeatureParams, user_step
-from fraudflow.operators.hst import HstShard, shard_of
+from fraudflow.operators.hst import HstShard
 from fraudflow.operators.parse import parse_message
 from fraudflow.records import DeadLetter, Decision, FeatureRow, Transaction
 from fraudflow.rules import RuleWatcher
@@ -51,58 +55,81 @@ class FlowIO:
     stats: RunStats = field(default_factory=RunStats)
 
 
-class UserLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes | None]):
-    """Owns one user's state; dropped after ``idle_ttl`` of wall-clock silence."""
+class ShardState:
+    """Everything one shard (one input partition) remembers: its users and its model."""
 
-    def __init__(self, p: FeatureParams, state: UserState | None, clock: Clock, keep: bool) -> None:
-        self.p = p
-        self.state = state
-        self.clock = clock
+    __slots__ = ("model", "seen", "users")
+
+    def __init__(self) -> None:
+        self.users: dict[str, UserState] = {}
+        self.seen: dict[str, float] = {}  # wall-clock last activity per user, for expiry
+        self.model: HstShard | None = None
+
+
+class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes | None]):
+    """Per-user features and the shard's Half-Space Trees, in source order.
+
+    A shard is one input partition (Kafka keys records by user, so a user
+    lives in one partition). Rows reach it from one reader in offset order,
+    so its features and model scores do not depend on how many workers or
+    processes run. Users idle for ``idle_ttl`` of wall-clock time are dropped
+    by a sweep; Bytewax compares ``notify_at`` with the system clock.
+    """
+
+    def __init__(self, fp: FeatureParams, mp: ModelSettings, state: ShardState | None, keep: bool) -> None:
+        self.fp = fp
+        self.mp = mp
+        self.state = state or ShardState()
         self.keep = keep
-        self.touched = clock()
+        self.sweep_every = min(fp.idle, SWEEP_SECONDS)
+        self.next_sweep = time.time() + self.sweep_every
 
     def on_batch(self, values: list[Transaction]) -> tuple[list[FeatureRow | DeadLetter], bool]:
-        out = []
-        state, p = self.state, self.p
+        st, fp = self.state, self.fp
+        users, seen = st.users, st.seen
+        now = time.time()
+        out: list[FeatureRow | DeadLetter] = []
+        rows: list[FeatureRow] = []
         for txn in values:
-            state, res = user_step(state, txn, p)
+            uid = txn.user_id
+            users[uid], res = user_step(users.get(uid), txn, fp)
+            seen[uid] = now
             out.append(res)
-        self.state = state
-        self.touched = self.clock()
+            if type(res) is FeatureRow:
+                rows.append(res)
+        if rows:
+            if st.model is None:
+                st.model = HstShard(_shard_number(values[0]), self.mp)
+            st.model.score_and_learn(rows)
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime:
-        return datetime.fromtimestamp(self.touched + self.p.idle, UTC)
+        return datetime.fromtimestamp(self.next_sweep, UTC)
 
     def on_notify(self) -> tuple[list[FeatureRow | DeadLetter], bool]:
-        return [], StatefulBatchLogic.DISCARD
+        now = time.time()
+        cutoff = now - self.fp.idle
+        users, seen = self.state.users, self.state.seen
+        for uid in [u for u, t in seen.items() if t < cutoff]:
+            del users[uid], seen[uid]
+        self.next_sweep = now + self.sweep_every
+        return [], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         # pickled here, so the snapshot is immutable; skipped without recovery
         return pickle.dumps(self.state, pickle.HIGHEST_PROTOCOL) if self.keep else None
 
 
-class HstLogic(StatefulBatchLogic[FeatureRow, FeatureRow, bytes | None]):
-    """Owns one Half-Space Trees model shard.
+SWEEP_SECONDS = 60.0
 
-    Bytewax hands a builder only the resume state, not the key, so a new
-    model is made on the first batch, seeded by the shard its rows belong to.
-    """
 
-    def __init__(self, model: HstShard | None, settings: ModelSettings, keep: bool) -> None:
-        self.model = model
-        self.settings = settings
-        self.keep = keep
+def shard_key(txn: Transaction) -> str:
+    """The shard of a record: its input partition."""
+    return f"{txn.topic}#{txn.partition}"
 
-    def on_batch(self, values: list[FeatureRow]) -> tuple[list[FeatureRow], bool]:
-        if self.model is None:
-            shard = int(shard_of(values[0].txn.user_id, self.settings.hst_shards))
-            self.model = HstShard(shard, self.settings)
-        self.model.score_and_learn(values)
-        return values, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> bytes | None:
-        return pickle.dumps(self.model, pickle.HIGHEST_PROTOCOL) if self.keep else None
+def _shard_number(txn: Transaction) -> int:
+    return zlib.crc32(shard_key(txn).encode("utf-8"))
 
 
 def _restore(blob: bytes | None) -> Any:
@@ -122,7 +149,6 @@ def build_flow(settings: Settings, io: FlowIO, *, keep_state: bool = False, flow
     mver = model_version(settings)
     catalogue = feature_catalogue(settings.features.windows)
     rules = RuleWatcher(settings.rules.rules, catalogue, settings.rules.rules_reload_interval)
-    shards = settings.model.hst_shards
     require_key = io.require_key
     stats.set_versions(rules.current().version, mver)
 
@@ -132,11 +158,8 @@ def build_flow(settings: Settings, io: FlowIO, *, keep_state: bool = False, flow
         stats.received(len(msgs))
         return out
 
-    def user_builder(resume: bytes | None) -> UserLogic:
-        return UserLogic(fparams, _restore(resume), clock, keep_state)
-
-    def hst_builder(resume: bytes | None) -> HstLogic:
-        return HstLogic(_restore(resume), settings.model, keep_state)
+    def shard_builder(resume: bytes | None) -> ShardLogic:
+        return ShardLogic(fparams, settings.model, _restore(resume), keep_state)
 
     def decide_batch(rows: list[FeatureRow]) -> list[Decision]:
         ruleset = rules.current()
@@ -154,12 +177,10 @@ def build_flow(settings: Settings, io: FlowIO, *, keep_state: bool = False, flow
     raw = op.input("input", flow, io.source)
     parsed = op.flat_map_batch("parse", raw, parse_batch)
     valid = op.branch("split_invalid", parsed, lambda x: isinstance(x, Transaction))
-    by_user = op.key_on("key_user", valid.trues, lambda t: t.user_id)
-    featured = op.key_rm("unkey_user", op.stateful_batch("features", by_user, user_builder))
+    by_shard = op.key_on("key_shard", valid.trues, shard_key)
+    featured = op.key_rm("unkey_shard", op.stateful_batch("score", by_shard, shard_builder))
     rows = op.branch("split_duplicates", featured, lambda x: isinstance(x, FeatureRow))
-    by_shard = op.key_on("key_shard", rows.trues, lambda r: shard_of(r.txn.user_id, shards))
-    scored = op.key_rm("unkey_shard", op.stateful_batch("hst", by_shard, hst_builder))
-    decisions = op.flat_map_batch("decide", scored, decide_batch)
+    decisions = op.flat_map_batch("decide", rows.trues, decide_batch)
     alerts = op.filter("alerts", decisions, lambda d: d.is_alert)
     dead = op.flat_map_batch("count_dead", op.merge("dead_letters", valid.falses, rows.falses), count_dead)
     op.output("alerts_out", alerts, io.alerts)

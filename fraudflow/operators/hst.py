@@ -1,10 +1,10 @@
 """Half-Space Trees over scaled features, sharded so the model scales out.
 
-Records are re-keyed to ``hst_shards`` fixed shards by a stable hash of the
-user id; each shard is one river ``HalfSpaceTrees`` seeded from the global
-seed and the shard number, kept in a keyed, snapshotted step. The number of
-workers does not change which shard a record goes to, nor that shard's
-seed. Every record is scored before it is learned from.
+Each shard (an input partition, see flows/detection.py) has one river
+``HalfSpaceTrees`` seeded from the global seed and the shard number, kept in
+the shard's keyed, snapshotted state. The number of workers changes neither
+which shard a record goes to nor the order it sees records in. Every record
+is scored before it is learned from.
 
 The raw HST score is calibrated per shard (distance above the shard's mean
 score, in standard deviations) into [0, 1], and stays 0 until the shard has
@@ -14,7 +14,6 @@ learned ``hst_warmup`` records.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,15 +34,6 @@ HST_INPUTS = (
     "hour",
     "travel",
 )
-
-
-def shard_of(user_id: str, shards: int) -> str:
-    """The model shard of a user, the same on every worker and process.
-
-    >>> shard_of("u000001", 8) == shard_of("u000001", 8)
-    True
-    """
-    return str(zlib.crc32(user_id.encode("utf-8")) % shards)
 
 
 def hst_inputs(f: dict[str, Any]) -> dict[str, float]:

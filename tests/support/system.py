@@ -1,0 +1,77 @@
+"""The machine's own PostgreSQL and Redis: check they answer, start them if not.
+
+A skipped integration test is a failed one, so a missing service is started
+here with the machine's own commands, or the test fails loudly.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import time
+
+import psycopg
+import redis
+
+PG_DSN = os.environ.get("FRAUDFLOW_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("FRAUDFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _wait(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            check()  # type: ignore[operator]
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not up yet"
+            last = exc
+            time.sleep(0.5)
+    raise RuntimeError(f"{what} did not come up within {timeout}s: {last}")
+
+
+def _pg_ok() -> None:
+    with psycopg.connect(PG_DSN, connect_timeout=2) as c:
+        c.execute("select 1")
+
+
+def _redis_ok() -> None:
+    redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+
+
+def ensure_postgres() -> str:
+    try:
+        _pg_ok()
+        return PG_DSN
+    except psycopg.OperationalError:
+        pass
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not versions or not shutil.which("pg_ctlcluster"):
+        raise RuntimeError(f"PostgreSQL is not answering at {PG_DSN} and pg_ctlcluster is not installed")
+    subprocess.run(  # noqa: S603
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"], check=False  # noqa: S607
+    )
+    _wait(_pg_ok, "PostgreSQL")
+    return PG_DSN
+
+
+def ensure_redis() -> str:
+    try:
+        _redis_ok()
+        return REDIS_URL
+    except redis.RedisError:
+        pass
+    server = shutil.which("redis-server") or next(iter(glob.glob("/usr/bin/redis-server")), None)
+    if server is None:
+        raise RuntimeError(f"Redis is not answering at {REDIS_URL} and redis-server is not installed")
+    os.makedirs("/var/lib/redis", exist_ok=True)
+    os.makedirs("/var/log/redis", exist_ok=True)
+    subprocess.run(  # noqa: S603
+        [server, "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
+         "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"],
+        check=True,
+    )
+    _wait(_redis_ok, "Redis")
+    return REDIS_URL
