@@ -154,6 +154,7 @@ class SinkSettings:
     redis_url: Secret | None = _opt(None, "Redis URL; the user-profile sink is on when set", secret=True)
     metrics_port: int | None = _opt(None, "serve Prometheus /metrics on this port")
     profile_ttl: timedelta = _opt(timedelta(days=7), "TTL of a user's Redis profile hash")
+    sink_retry_limit: timedelta = _opt(timedelta(seconds=60), "sinks retry a down store this long")
 
 
 @dataclass(frozen=True)
