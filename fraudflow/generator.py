@@ -43,10 +43,10 @@ from fraudflow.records import iso
 DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
 MEAN_DAILY_TXNS = 12.0  # per user: 100k records over 2,000 users span ~4 days
 NIGHT_WEIGHT = 0.03  # activity outside a user's window, relative to inside (~2% of txns)
-NEW_MERCHANT_P = 0.07
+NEW_MERCHANT_P = 0.06
 NEW_DEVICE_P = 0.005
 BIG_PURCHASE_P = 0.03  # share of normal purchases drawn with amount z in [2, 3]
-TRIP_P = 0.004  # chance, per transaction at home, of planning a trip abroad
+TRIPS_PER_DAY = 1 / 120  # each user flies abroad three times a year
 FLIGHT_KMH = 800.0
 FLIGHT_OVERHEAD_H = 1.5  # airport time: normal trips never imply more than ~800 km/h
 MIN_HISTORY = 10  # transactions a user needs before fraud is injected for them
@@ -191,6 +191,7 @@ class _User:
     window_len: int
     online_share: float
     atm_share: float
+    atms: list[_Merchant]
     pos_favourites: list[_Merchant]
     online_favourites: list[_Merchant]
     devices: list[str]
@@ -199,6 +200,7 @@ class _User:
     count: int = 0
     busy_until: float = 0.0  # a fraud scenario runs for this user until then
     trip: _Trip | None = None
+    trip_p: float = 0.0  # chance per transaction at home of planning a trip
     last_geo: tuple[float, float, float] | None = (
         None  # (t, lat, lon) of the last geolocated record
     )
@@ -298,6 +300,7 @@ class _Simulation:
         # the window only NIGHT_WEIGHT of them are kept
         cum, total = [], 0.0
         for u, d in zip(self.users, daily, strict=True):
+            u.trip_p = min(1.0, TRIPS_PER_DAY / (d * scale))
             total += d * scale / (3600.0 * (u.window_len + NIGHT_WEIGHT * (24 - u.window_len)))
             cum.append(total)
         self.cum, self.total_rate = cum, total
@@ -339,6 +342,7 @@ class _Simulation:
             online_share=rng.uniform(0.15, 0.6),
             atm_share=rng.uniform(0.0, 0.06),
             pos_favourites=pos_favs,
+            atms=rng.sample(self.atm_pool[city], rng.randint(1, 2)),
             online_favourites=online_favs,
             devices=devices,
             methods=methods,
@@ -446,7 +450,7 @@ class _Simulation:
         )
         m: _Merchant | None = None
         if channel == "atm":
-            m = rng.choice(self.atm_pool[city])
+            m = rng.choice(u.atms if city == u.city else self.atm_pool[city])
         elif channel == "pos":
             if city != u.city:
                 m = rng.choice(self.pos_pool[city])
@@ -535,6 +539,9 @@ class _Simulation:
             names.remove("unusual_hour")
         if u.last_geo is not None and t - u.last_geo[0] < 900.0:
             names.remove("impossible_travel")  # its home swipe must not be a jump across town
+        unused = [c for c in HIGH_RISK_CATEGORIES if c not in u.categories]
+        if not unused:
+            names.remove("unusual_merchant_category")
         name = rng.choices(names, weights=[_SCENARIO_WEIGHT[s] for s in names])[0]
         med = u.median
         card = next((m for m in u.methods if m != "wallet"), "credit_card")
@@ -638,9 +645,6 @@ class _Simulation:
             self._schedule(u, [(ts, rec)])
             return home
         # unusual_merchant_category: first payment in a high-risk category
-        unused = [c for c in HIGH_RISK_CATEGORIES if c not in u.categories] or list(
-            HIGH_RISK_CATEGORIES
-        )
         m = rng.choice(self.high_risk_pool[rng.choice(unused)])
         amount = med * rng.uniform(4, 15)
         cc = CITIES[u.city][1]
@@ -703,7 +707,7 @@ class _Simulation:
                     continue  # the scenario's first record is on the heap at t
             else:
                 rec_now = self._normal(u, t, where)
-                if u.trip is None and t >= u.busy_until and rng.random() < TRIP_P:
+                if u.trip is None and t >= u.busy_until and rng.random() < u.trip_p:
                     self._plan_trip(u, t)
             rec_now["transaction_id"] = f"{prefix}{emitted:09d}"
             yield rec_now
