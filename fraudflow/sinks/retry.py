@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from fraudflow.sinks import metrics
 
@@ -56,7 +56,7 @@ def secret_parts(dsn_or_url: str) -> list[str]:
         except ValueError:
             pw = None
         if pw:
-            parts.append(pw)
+            parts += [pw] if unquote(pw) == pw else [pw, unquote(pw)]
     else:
         m = _KV_PASSWORD.search(dsn_or_url)
         if m:
