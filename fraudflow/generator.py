@@ -65,7 +65,7 @@ SCENARIOS: tuple[str, ...] = (
 _SCENARIO_WEIGHT = {
     "account_takeover": 1.0,
     "card_testing": 0.35,
-    "impossible_travel": 1.3,
+    "impossible_travel": 1.8,
     "unusual_hour": 1.3,
     "unusual_merchant_category": 1.3,
 }

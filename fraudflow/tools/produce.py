@@ -1,0 +1,663 @@
+"""``fraudflow produce``: synthetic transactions (and bad inputs) to Kafka or a JSONL file.
+
+Records come from :func:`fraudflow.generator.generate`; ``--malformed M``
+interleaves M bad messages from :func:`fraudflow.generator.malformed` at
+evenly spaced, deterministic positions. Kafka messages are keyed by user_id
+with the orjson bytes as value. A file gets one message value per line; a
+file has no keys, so the ``empty_key`` kind is left out there, and a bad value
+containing a newline would be skipped (none of the current kinds has one).
+``--truth`` writes one ground-truth line per valid transaction:
+``{"transaction_id", "user_id", "label", "scenario", "timestamp"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from fraudflow.generator import DEFAULT_START, MALFORMED_KINDS, generate, malformed
+from fraudflow.tools.common import fail
+
+VALID = "valid"  # the kind of a good transaction in :func:`messages`
+FILE_KINDS = tuple(k for k in MALFORMED_KINDS if k != "empty_key")  # a file carries no key
+
+# librdkafka settings for throughput; anything here can be overridden by --kafka-config
+PRODUCER_DEFAULTS: dict[str, str | int | float] = {
+    "linger.ms": 20,
+    "batch.num.messages": 10000,
+    "batch.size": 1048576,
+    "queue.buffering.max.messages": 500000,
+    "queue.buffering.max.kbytes": 1048576,
+    "acks": "all",
+}
+
+
+@dataclass
+class ProduceSummary:
+    """What was written: counts per scenario and per bad kind, delivery, speed."""
+
+    destination: str
+    count: int = 0  # valid transactions
+    anomalies: dict[str, int] = field(default_factory=dict)  # label 1, by scenario
+    malformed: dict[str, int] = field(default_factory=dict)  # bad messages, by kind
+    skipped: dict[str, int] = field(default_factory=dict)  # bad messages a file cannot carry
+    delivered: int = 0  # acknowledged by the broker (file: written)
+    delivery_errors: int = 0
+    first_error: str | None = None
+    value_bytes: int = 0
+    elapsed_s: float = 0.0
+    first_event: str | None = None
+    last_event: str | None = None
+    truth: str | None = None
+
+    @property
+    def total(self) -> int:
+        """Messages sent: valid plus malformed."""
+        return self.count + sum(self.malformed.values())
+
+    @property
+    def rate(self) -> float:
+        """Messages per second of wall-clock time."""
+        return self.total / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.delivery_errors == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "transactions": self.count,
+            "anomalies": sum(self.anomalies.values()),
+            "anomalies_by_scenario": dict(sorted(self.anomalies.items())),
+            "malformed": sum(self.malformed.values()),
+            "malformed_by_kind": dict(sorted(self.malformed.items())),
+            "skipped_by_kind": dict(sorted(self.skipped.items())),
+            "messages": self.total,
+            "delivered": self.delivered,
+            "delivery_errors": self.delivery_errors,
+            "first_error": self.first_error,
+            "value_bytes": self.value_bytes,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "records_per_s": round(self.rate, 1),
+            "first_event": self.first_event,
+            "last_event": self.last_event,
+            "truth": self.truth,
+        }
+
+    def text(self) -> str:
+        n_anom = sum(self.anomalies.values())
+        share = n_anom / self.count if self.count else 0.0
+        lines = [
+            "fraudflow produce summary",
+            f"  destination     {self.destination}",
+            f"  transactions    {self.count:>10,}",
+            f"  anomalies       {n_anom:>10,}   ({share:.2%}) {_kv(self.anomalies)}",
+            f"  malformed       {sum(self.malformed.values()):>10,}   {_kv(self.malformed)}",
+        ]
+        if self.skipped:
+            lines.append(
+                f"  not written     {sum(self.skipped.values()):>10,}   {_kv(self.skipped)}"
+                " (a file has no key)"
+            )
+        lines += [
+            f"  delivered       {self.delivered:>10,}   errors {self.delivery_errors:,}"
+            + (f" (first: {self.first_error})" if self.first_error else ""),
+            f"  throughput      {self.rate:>10,.0f} records/s over {self.elapsed_s:.2f}s, "
+            f"{self.value_bytes / 1e6:,.1f} MB",
+            f"  event time      {self.first_event or '-'} .. {self.last_event or '-'}",
+        ]
+        if self.truth:
+            lines.append(f"  ground truth    {self.truth}")
+        return "\n".join(lines)
+
+
+def _kv(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+
+
+def bad_positions(count: int, bad: int) -> list[int]:
+    """After how many valid records each bad one goes: evenly spaced, never before the first.
+
+    >>> bad_positions(10, 3)
+    [3, 5, 8]
+    >>> bad_positions(2, 3)
+    [1, 1, 2]
+    """
+    return [max(1, (j + 1) * count // (bad + 1)) for j in range(bad)]
+
+
+def messages(
+    count: int,
+    *,
+    users: int = 2000,
+    seed: int = 7,
+    anomaly_rate: float = 0.01,
+    bad: int = 0,
+    start: datetime | None = None,
+    event_rate: float | None = None,
+    kinds: tuple[str, ...] = MALFORMED_KINDS,
+) -> Iterator[tuple[bytes | None, bytes, str, dict[str, Any] | None]]:
+    """(key, value, kind, record) for every message: kind is VALID or a malformed kind.
+
+    The record is the generated dict for valid messages and None for bad ones.
+    """
+    if bad and count < 1:
+        raise ValueError("--malformed needs at least one valid record (--count >= 1) to copy from")
+    records = generate(
+        count, users=users, seed=seed, anomaly_rate=anomaly_rate, start=start, rate=event_rate
+    )
+    pool: deque[dict[str, Any]] = deque(maxlen=64)
+    bad_iter = malformed(bad, seed=seed, valid_pool=pool, kinds=kinds)
+    positions = bad_positions(count, bad)
+    j = 0
+    for i, rec in enumerate(records):
+        while j < bad and positions[j] <= i:
+            key, value, kind = next(bad_iter)
+            yield key, value, kind, None
+            j += 1
+        yield rec["user_id"].encode(), orjson.dumps(rec), VALID, rec
+        pool.append(rec)
+    for key, value, kind in bad_iter:
+        yield key, value, kind, None
+
+
+def truth_line(rec: Mapping[str, Any]) -> bytes:
+    """The ground-truth line of a generated record."""
+    return (
+        orjson.dumps(
+            {
+                "transaction_id": rec["transaction_id"],
+                "user_id": rec["user_id"],
+                "label": rec["_label"],
+                "scenario": rec["_scenario"],
+                "timestamp": rec["timestamp"],
+            }
+        )
+        + b"\n"
+    )
+
+
+class Progress:
+    """A progress bar on a terminal stream, redrawn at most every ``every`` seconds."""
+
+    def __init__(
+        self, total: int, enabled: bool, out: TextIO = sys.stderr, every: float = 0.25
+    ) -> None:
+        self.total, self.enabled, self.out, self.every = total, enabled, out, every
+        self.t0 = self.last = time.monotonic()
+        self.drawn = False
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < self.every and not force):
+            return
+        self.last = now
+        frac = done / self.total if self.total else 1.0
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        bar = "#" * int(frac * 30)
+        self.out.write(
+            f"\rproduce {frac:4.0%} |{bar:<30}| {done:,}/{self.total:,}  "
+            f"{rate:,.0f} rec/s  ETA {eta:,.0f}s "
+        )
+        self.out.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.out.write("\n")
+            self.out.flush()
+
+
+class _Pacer:
+    """Sleeps so that message ``n`` goes out no earlier than ``n / rate`` seconds after start."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.t0 = time.monotonic()
+
+    def wait(self, n: int) -> None:
+        if self.rate is None:
+            return
+        ahead = self.t0 + n / self.rate - time.monotonic()
+        if ahead > 0.002:
+            time.sleep(ahead)
+
+
+def _run(
+    summary: ProduceSummary,
+    msgs: Iterator[tuple[bytes | None, bytes, str, dict[str, Any] | None]],
+    send: Callable[[bytes | None, bytes], None],
+    *,
+    total: int,
+    rate: float | None,
+    truth: IO[bytes] | None,
+    progress: bool,
+    can_send: Callable[[bytes | None, bytes, str], bool] = lambda _k, _v, _kind: True,
+) -> None:
+    """The loop shared by Kafka and file output: count, pace, send, write truth."""
+    anomalies: Counter[str] = Counter()
+    bad: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    pacer, bar = _Pacer(rate), Progress(total, progress)
+    t0 = time.perf_counter()
+    n = 0
+    try:
+        for key, value, kind, rec in msgs:
+            if not can_send(key, value, kind):
+                skipped[kind] += 1
+                continue
+            pacer.wait(n)
+            send(key, value)
+            n += 1
+            summary.value_bytes += len(value)
+            if rec is None:
+                bad[kind] += 1
+            else:
+                summary.count += 1
+                if rec["_label"]:
+                    anomalies[rec["_scenario"]] += 1
+                if summary.first_event is None:
+                    summary.first_event = rec["timestamp"]
+                summary.last_event = rec["timestamp"]
+                if truth is not None:
+                    truth.write(truth_line(rec))
+            if n % 1024 == 0:
+                bar.update(n)
+    finally:
+        bar.update(n, force=bar.drawn)
+        bar.close()
+        summary.elapsed_s = time.perf_counter() - t0
+        summary.anomalies, summary.malformed, summary.skipped = (
+            dict(anomalies),
+            dict(bad),
+            dict(skipped),
+        )
+
+
+@contextlib.contextmanager
+def _open_truth(path: Path | None) -> Iterator[IO[bytes] | None]:
+    if path is None:
+        yield None
+        return
+    with path.open("wb") as f:
+        yield f
+
+
+def produce_to_file(
+    out: Path | IO[bytes],
+    count: int,
+    *,
+    users: int = 2000,
+    seed: int = 7,
+    anomaly_rate: float = 0.01,
+    malformed: int = 0,
+    start: datetime | None = None,
+    event_rate: float | None = None,
+    rate: float | None = None,
+    truth: Path | None = None,
+    progress: bool = False,
+) -> ProduceSummary:
+    """Write the records (and bad values) as JSON lines to ``out``; returns the summary."""
+    msgs = messages(
+        count,
+        users=users,
+        seed=seed,
+        anomaly_rate=anomaly_rate,
+        bad=malformed,
+        start=start,
+        event_rate=event_rate,
+        kinds=FILE_KINDS,
+    )
+    summary = ProduceSummary(
+        destination=f"file {out}" if isinstance(out, Path) else "file <stream>"
+    )
+    summary.truth = str(truth) if truth else None
+    with contextlib.ExitStack() as stack:
+        f: IO[bytes] = stack.enter_context(out.open("wb")) if isinstance(out, Path) else out
+        t = stack.enter_context(_open_truth(truth))
+
+        def send(_key: bytes | None, value: bytes) -> None:
+            f.write(value)
+            f.write(b"\n")
+
+        _run(
+            summary,
+            msgs,
+            send,
+            total=count + malformed,
+            rate=rate,
+            truth=t,
+            progress=progress,
+            can_send=lambda _k, value, _kind: b"\n" not in value,
+        )
+        f.flush()
+    summary.delivered = summary.total
+    return summary
+
+
+def ensure_topic(
+    brokers: str, topic: str, partitions: int, config: Mapping[str, Any] | None = None
+) -> bool:
+    """Create ``topic`` with ``partitions`` unless it exists; True if it was created.
+
+    Raises ``RuntimeError`` with a readable message when the broker does not answer.
+    """
+    # log_level 2: no librdkafka lines per failed connect; the error below says it once
+    admin = AdminClient({"log_level": 2, **(config or {}), "bootstrap.servers": brokers})
+    try:
+        if topic in admin.list_topics(timeout=10).topics:
+            return False
+        futures = admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+        try:
+            futures[topic].result(timeout=30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            return False
+        deadline = time.monotonic() + 10
+        while topic not in admin.list_topics(timeout=5).topics:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {topic!r} was created but does not show in the metadata")
+            time.sleep(0.1)
+        return True
+    except KafkaException as exc:
+        err = exc.args[0]
+        why = err.str() if isinstance(err, KafkaError) else str(err)
+        raise RuntimeError(f"Kafka at {brokers}: {why}") from None
+
+
+def produce_to_kafka(
+    brokers: str,
+    topic: str,
+    count: int,
+    *,
+    users: int = 2000,
+    seed: int = 7,
+    anomaly_rate: float = 0.01,
+    malformed: int = 0,
+    start: datetime | None = None,
+    event_rate: float | None = None,
+    rate: float | None = None,
+    partitions: int = 3,
+    truth: Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    flush_timeout: float = 120.0,
+) -> ProduceSummary:
+    """Produce to ``topic`` (created with ``partitions`` if missing), keyed by user_id.
+
+    Returns when every message is acknowledged or ``flush_timeout`` has passed;
+    messages not acknowledged by then count as delivery errors.
+    """
+    ensure_topic(brokers, topic, partitions, config)
+    summary = ProduceSummary(destination=f"kafka {brokers} topic {topic}")
+    summary.truth = str(truth) if truth else None
+
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            summary.delivered += 1
+        else:
+            summary.delivery_errors += 1
+            if summary.first_error is None:
+                summary.first_error = str(err)
+
+    producer = Producer({**PRODUCER_DEFAULTS, **(config or {}), "bootstrap.servers": brokers})
+    sent = 0
+
+    def send(key: bytes | None, value: bytes) -> None:
+        nonlocal sent
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:  # local queue full: let librdkafka drain it
+                producer.poll(0.05)
+        sent += 1
+        if sent % 1000 == 0:
+            producer.poll(0)
+
+    msgs = messages(
+        count,
+        users=users,
+        seed=seed,
+        anomaly_rate=anomaly_rate,
+        bad=malformed,
+        start=start,
+        event_rate=event_rate,
+    )
+    with _open_truth(truth) as t:
+        _run(summary, msgs, send, total=count + malformed, rate=rate, truth=t, progress=progress)
+    t0 = time.perf_counter()
+    remaining = producer.flush(flush_timeout)
+    summary.elapsed_s += time.perf_counter() - t0
+    if remaining:
+        summary.delivery_errors += remaining
+        summary.first_error = (
+            summary.first_error or f"{remaining} messages not acknowledged within {flush_timeout}s"
+        )
+    return summary
+
+
+# --- the command ---------------------------------------------------------------
+
+
+def _start(text: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--start needs a time zone (e.g. {text}Z), or 'now'")
+    return dt
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        v = kind(text)
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return v
+
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def _kafka_config(text: str) -> dict[str, str]:
+    pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError("use k=v,k=v (librdkafka settings)")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "produce",
+        help="produce synthetic transactions (with labelled fraud) to Kafka or a file",
+        description=(
+            "Generate realistic card transactions for a population of users, with labelled "
+            "fraud (account_takeover, card_testing, impossible_travel, unusual_hour, "
+            "unusual_merchant_category) in fields '_label' and '_scenario', which the flow "
+            "ignores. Same seed, same records. Output goes to a Kafka topic (key = user_id, "
+            "created if missing) or, with --out, to a JSON-lines file."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  fraudflow produce --brokers localhost:9092 --topic transactions --count 100000\n"
+            "  fraudflow produce --out txns.jsonl --truth truth.jsonl --count 5000 --malformed 50\n"
+            "Event time starts at --start (default "
+            f"{DEFAULT_START.isoformat().replace('+00:00', 'Z')}) and advances about 12 "
+            "transactions per user per day, so 100,000 records over 2,000 users span ~4 days. "
+            "Bad records (--malformed) carry a '_malformed' field naming their kind where "
+            "they are still JSON objects; in a file, the empty_key kind is left out."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dest = p.add_argument_group("destination (one of)")
+    dest.add_argument(
+        "--brokers",
+        default=os.environ.get("FRAUDFLOW_BROKERS"),
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (env FRAUDFLOW_BROKERS)",
+    )
+    dest.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="write JSON lines to this file ('-' for stdout)",
+    )
+    p.add_argument(
+        "--topic",
+        default=os.environ.get("FRAUDFLOW_INPUT_TOPIC", "transactions"),
+        help="topic to produce to (env FRAUDFLOW_INPUT_TOPIC) [default: %(default)s]",
+    )
+    p.add_argument(
+        "--count", type=_non_negative_int, required=True, help="valid transactions to produce"
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive(float),
+        metavar="R",
+        help="pace to R records/s of wall-clock time [default: as fast as possible]",
+    )
+    p.add_argument(
+        "--users",
+        type=_positive(int),
+        default=2000,
+        help="users in the population [default: %(default)s]",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        help="random seed; same seed, same records [default: %(default)s]",
+    )
+    p.add_argument(
+        "--anomaly-rate",
+        type=float,
+        default=0.01,
+        metavar="P",
+        help="approximate share of transactions labelled fraud, 0..0.5 [default: %(default)s]",
+    )
+    p.add_argument(
+        "--malformed",
+        type=_non_negative_int,
+        default=0,
+        metavar="M",
+        help="also interleave M bad messages of every kind the flow must dead-letter [default: 0]",
+    )
+    p.add_argument(
+        "--partitions",
+        type=_positive(int),
+        default=3,
+        help="partitions of a topic created here [default: %(default)s]",
+    )
+    p.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="also write ground-truth lines to this file",
+    )
+    p.add_argument(
+        "--start",
+        type=_start,
+        metavar="TIME",
+        help="first event time, RFC 3339 with zone, or 'now' [default: fixed, see below]",
+    )
+    p.add_argument(
+        "--event-rate",
+        type=_positive(float),
+        metavar="R",
+        help="mean transactions per second of event time [default: 12 per user per day]",
+    )
+    p.add_argument(
+        "--kafka-config",
+        type=_kafka_config,
+        default={},
+        metavar="K=V,...",
+        help="extra librdkafka producer settings, passed through (e.g. compression.type=lz4)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show a progress bar",
+    )
+    bar.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if (args.out is None) == (args.brokers is None):
+        return fail("give either --brokers HOST:PORT (with --topic) or --out FILE.jsonl")
+    if not 0 <= args.anomaly_rate <= 0.5:
+        return fail(f"--anomaly-rate must be within [0, 0.5], got {args.anomaly_rate}")
+    if args.malformed and not args.count:
+        return fail("--malformed needs --count >= 1 (bad records are built from valid ones)")
+    to_stdout = args.out is not None and str(args.out) == "-"
+    report = sys.stderr if to_stdout else sys.stdout
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    common: dict[str, Any] = {
+        "users": args.users,
+        "seed": args.seed,
+        "anomaly_rate": args.anomaly_rate,
+        "malformed": args.malformed,
+        "start": args.start,
+        "event_rate": args.event_rate,
+        "rate": args.rate,
+        "truth": args.truth,
+        "progress": progress,
+    }
+    try:
+        if args.out is not None:
+            out = sys.stdout.buffer if to_stdout else args.out
+            summary = produce_to_file(out, args.count, **common)
+        else:
+            summary = produce_to_kafka(
+                args.brokers,
+                args.topic,
+                args.count,
+                partitions=args.partitions,
+                config=args.kafka_config,
+                **common,
+            )
+    except (OSError, RuntimeError, ValueError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted", code=130)
+    if args.json:
+        print(orjson.dumps(summary.to_dict()).decode(), file=report)
+    else:
+        print(summary.text(), file=report)
+    if not summary.ok:
+        print(
+            f"fraudflow: error: {summary.delivery_errors} messages were not delivered",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
