@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from fraudflow.config.settings import ConfigError
 from fraudflow.flows.detection import build_flow
@@ -45,6 +48,7 @@ def register(sub: Any) -> None:
     p.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in a cluster")
     p.add_argument("-a", "--addresses", default=None, help="cluster addresses HOST:PORT;HOST:PORT;...")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--summary-json", type=Path, metavar="FILE", help="also write the end-of-run summary as JSON")
     p.set_defaults(func=main)
 
 
@@ -69,4 +73,6 @@ def main(args: argparse.Namespace) -> int:
         {"alerts": f"kafka topic {k.alerts_topic}", "dead letters": f"kafka topic {k.dlq_topic}"},
         out=sys.stdout,
     )
+    if args.summary_json is not None:
+        args.summary_json.write_bytes(orjson.dumps(io.stats.snapshot()))
     return 0 if ok else 1
