@@ -75,8 +75,11 @@ def test_file_round_trip(tmp_path: Path) -> None:
         if isinstance(obj, dict) and "_label" in obj and "_malformed" not in obj:
             objs.append(obj)
     # duplicates are exact copies of earlier records: drop repeats to recover the stream
-    seen: set[str] = set()
-    unique = [o for o in objs if not (o["transaction_id"] in seen or seen.add(o["transaction_id"]))]
+    unique, seen = [], set()
+    for o in objs:
+        if o["transaction_id"] not in seen:
+            seen.add(o["transaction_id"])
+            unique.append(o)
     assert unique == expected
     assert len(lines) == 2000 + 39
     assert summary.count == 2000
