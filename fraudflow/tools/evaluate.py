@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from fraudflow.records import TIER_RANK
 from fraudflow.tools.common import fail
@@ -263,8 +263,11 @@ def read_topic(
 ) -> list[dict[str, Any]]:
     """Every JSON object on ``topic``, from the start to the end of each partition as it is now.
 
-    No consumer group offsets are committed. Raises ``RuntimeError`` when the
-    broker does not answer or the end is not reached within ``timeout`` seconds.
+    The end is where the broker's fetch reports end-of-partition; listed
+    offsets are not used, because some Kafka-protocol brokers (Tansu 0.6)
+    report a high watermark below the real end. No consumer group offsets are
+    committed. Raises ``RuntimeError`` when the broker does not answer or the
+    end is not reached within ``timeout`` seconds.
     """
     consumer = Consumer(
         {
@@ -273,38 +276,33 @@ def read_topic(
             "bootstrap.servers": brokers,
             "group.id": f"fraudflow-evaluate-{uuid.uuid4().hex[:12]}",
             "enable.auto.commit": False,
-            "enable.partition.eof": False,
+            "enable.partition.eof": True,
         }
     )
     out: list[dict[str, Any]] = []
     try:
-        meta = consumer.list_topics(topic, timeout=10)
+        meta = consumer.list_topics(topic, timeout=min(10.0, timeout))
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error is not None:
             why = (
                 tmeta.error.str() if tmeta is not None and tmeta.error is not None else "not found"
             )
             raise RuntimeError(f"topic {topic!r} at {brokers}: {why}")
-        ends: dict[int, int] = {}
-        assignment = []
-        for p in sorted(tmeta.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-                assignment.append(TopicPartition(topic, p, low))
-        if not assignment:
-            return out
-        consumer.assign(assignment)
+        pending = set(tmeta.partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
         deadline = time.monotonic() + timeout
-        while ends:
+        while pending:
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"topic {topic!r}: end not reached within {timeout}s "
-                    f"({len(ends)} partitions left)"
+                    f"({len(pending)} partitions left)"
                 )
             for msg in consumer.consume(num_messages=1000, timeout=0.5):
                 err = msg.error()
                 if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                        continue
                     raise RuntimeError(f"topic {topic!r}: {err.str()}")
                 value = msg.value()
                 try:
@@ -315,9 +313,6 @@ def read_topic(
                     out.append(obj)
                 elif skipped is not None:
                     skipped[f"kafka:{topic}"] += 1
-                p, off = msg.partition(), msg.offset()
-                if p in ends and off is not None and off + 1 >= ends[p]:
-                    del ends[p]
     except KafkaException as exc:
         err = exc.args[0]
         why = err.str() if isinstance(err, KafkaError) else str(err)
