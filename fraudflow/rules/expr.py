@@ -23,6 +23,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 # limits that keep checking and evaluation bounded whatever a file contains
@@ -199,9 +200,14 @@ class Expr:
     features: tuple[str, ...]
     lists: tuple[str, ...]
 
+    @cached_property
+    def closure(self) -> Evaluator:
+        """The reference evaluator (closures); ``RuleSet`` uses generated code instead."""
+        return to_closure(self.root)
+
     def evaluate(self, row: Row) -> Any:
-        """Reference (closure) evaluation; ``RuleSet`` uses generated code instead."""
-        return to_closure(self.root)(row)
+        """Reference evaluation of one row."""
+        return self.closure(row)
 
 
 # ---------------------------------------------------------------------------
