@@ -355,7 +355,7 @@ def test_impossible_travel(hist: Hist) -> None:
         assert km > 3000
         assert 0 < hours <= 1.0
         assert km / hours > 900
-        assert r["amount"] <= 5 * statistics.median(h.amounts)
+        assert r["amount"] <= 8 * statistics.median(h.amounts)  # ordinary to high, not extreme
 
 
 def test_unusual_hour(hist: Hist) -> None:
