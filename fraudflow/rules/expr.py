@@ -283,7 +283,7 @@ class _Checker:
         if lineno is None or offset is None:
             return ExprError(message)
         line = max(1, min(len(self.lines), lineno - 1))
-        raw = self.lines[line - 1].encode()
+        raw = self.lines[line - 1].encode(errors="surrogatepass")
         col = len(raw[:offset].decode(errors="ignore"))
         return ExprError(message, line, col)
 
@@ -431,7 +431,9 @@ class _Checker:
             hay = Values(ldef.typ, ldef.values, ldef.name)
         else:
             hay = self.check(comp, depth)
-            if hay.typ not in (STRING, UNKNOWN):
+            if hay.typ == UNKNOWN:
+                pass
+            elif hay.typ not in (STRING,):
                 self.soft(comp, f"'{word}' needs a list or a string on its right, got a {hay.typ}")
             elif needle.typ not in (STRING, UNKNOWN):
                 self.soft(

@@ -208,6 +208,12 @@ def load_directory(directory: Path, catalogue: Mapping[str, FeatureSpec]) -> Loa
     return LoadResult(RuleSet(version, rules, ctx.lists), [], version, tuple(ctx.list_files))
 
 
+def _bool_hint(value: Any) -> str:
+    if isinstance(value, bool):
+        return " (YAML reads yes/no/on/off/NO as booleans: quote it, e.g. 'NO')"
+    return ""
+
+
 def _suggest(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return (
@@ -250,9 +256,8 @@ def _lists(ctx: _Ctx, shown: str, path: Path, node: Y) -> None:
             )
             continue
         ctx.list_pos[name] = f"{shown}:{knode.line}"
-        ldef = _list_def(ctx, shown, path, name, spec)
-        if ldef is not None:
-            ctx.lists[name] = ldef
+        # a list that failed keeps an untyped placeholder, so its uses add no errors
+        ctx.lists[name] = _list_def(ctx, shown, path, name, spec) or ListDef(name, None, frozenset())
 
 
 def _list_def(ctx: _Ctx, shown: str, path: Path, name: str, spec: Y) -> ListDef | None:
@@ -314,11 +319,7 @@ def _values_def(
     for item in items:
         v = item.value
         if item.kind != "scalar" or v is None or isinstance(v, bool):
-            hint = (
-                " (YAML reads yes/no/on/off/NO as booleans: quote it, e.g. 'NO')"
-                if isinstance(v, bool)
-                else ""
-            )
+            hint = _bool_hint(v)
             ctx.error(
                 shown,
                 item.line,
@@ -470,7 +471,7 @@ def _rule(ctx: _Ctx, shown: str, lines: list[str], node: Y) -> Rule | None:
         if y is None:
             return default
         if y.kind != "scalar" or not isinstance(y.value, str):
-            ctx.error(shown, y.line, y.column, f"'{key}' must be a string")
+            ctx.error(shown, y.line, y.column, f"'{key}' must be a string{_bool_hint(y.value)}")
             return None
         return y.value
 
