@@ -493,6 +493,8 @@ class _Checker:
             raise self.error(node, _FORBIDDEN[ast.Attribute])
         if not isinstance(f, ast.Name):
             raise self.error(node, "only allowlisted functions can be called, by name")
+        if f.id.startswith("__"):
+            raise self.error(node, f"name '{f.id}' is not allowed (no dunder names)")
         spec = FUNCTIONS.get(f.id)
         if spec is None:
             raise self.error(

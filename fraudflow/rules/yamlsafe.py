@@ -78,8 +78,15 @@ def load_yaml(text: str, problems: list[YamlProblem] | None = None) -> Y | None:
     >>> load_yaml("a: [1, x]").value["a"].value[1].value
     'x'
     """
-    loader = _GuardedLoader(text)
     found = problems if problems is not None else []
+    try:
+        loader = _GuardedLoader(text)
+    except yaml.reader.ReaderError as e:  # a control character: the reader refuses the text
+        pos = max(0, min(len(text), e.position))
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or " ")
+        raise YamlProblem(f"YAML: character #x{char:04x} is not allowed", line, col) from None
     try:
         node = loader.get_single_node()
         return None if node is None else _convert(loader, node, found)
