@@ -257,7 +257,9 @@ def _lists(ctx: _Ctx, shown: str, path: Path, node: Y) -> None:
             continue
         ctx.list_pos[name] = f"{shown}:{knode.line}"
         # a list that failed keeps an untyped placeholder, so its uses add no errors
-        ctx.lists[name] = _list_def(ctx, shown, path, name, spec) or ListDef(name, None, frozenset())
+        ctx.lists[name] = _list_def(ctx, shown, path, name, spec) or ListDef(
+            name, None, frozenset()
+        )
 
 
 def _list_def(ctx: _Ctx, shown: str, path: Path, name: str, spec: Y) -> ListDef | None:

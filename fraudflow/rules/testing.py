@@ -158,7 +158,7 @@ def _features(
                     shown,
                     v.line,
                     v.column,
-                    f"feature '{name}' is a {spec.type.__name__}, "
+                    f"feature '{name}' has type {spec.type.__name__}, "
                     f"got {type(value).__name__} {value!r}",
                 )
             )

@@ -27,25 +27,38 @@ def rejected(directory: Path, catalogue: dict[str, FeatureSpec]) -> list[str]:
 @pytest.mark.parametrize(
     ("when", "message"),
     [
-        ("\"__import__('os').system('touch {sentinel}') == 0\"", "attribute access ('.') is not allowed"),
+        (
+            "\"__import__('os').system('touch {sentinel}') == 0\"",
+            "attribute access ('.') is not allowed",
+        ),
         ("\"__import__('os') == 0\"", "name '__import__' is not allowed (no dunder names)"),
         ("'import os'", "syntax error"),
-        ("\"exec('import os; os.system(\\\"touch {sentinel}\\\")') == 0\"", "function 'exec' is not allowed"),
+        (
+            '"exec(\'import os; os.system(\\"touch {sentinel}\\")\') == 0"',
+            "function 'exec' is not allowed",
+        ),
         ("\"eval('1') == 1\"", "function 'eval' is not allowed"),
         ("\"open('{sentinel}', 'w') == ''\"", "function 'open' is not allowed"),
         ("\"getattr(amount, 'real') > 1\"", "function 'getattr' is not allowed"),
-        ("\"amount.real > 1\"", "attribute access ('.') is not allowed"),
-        ("\"().__class__.__bases__[0].__subclasses__() == 1\"", "attribute access ('.') is not allowed"),
+        ('"amount.real > 1"', "attribute access ('.') is not allowed"),
+        (
+            '"().__class__.__bases__[0].__subclasses__() == 1"',
+            "attribute access ('.') is not allowed",
+        ),
         ("\"country[0] == 'N'\"", "indexing and slicing"),
-        ("\"__builtins__ == 1\"", "name '__builtins__' is not allowed"),
-        ("\"(lambda: 1)() == 1\"", "only allowlisted functions can be called"),
-        ("\"[x for x in country] == 1\"", "comprehensions are not allowed"),
-        ("\"globals() == 1\"", "function 'globals' is not allowed"),
-        ("\"breakpoint() == 1\"", "function 'breakpoint' is not allowed"),
+        ('"__builtins__ == 1"', "name '__builtins__' is not allowed"),
+        ('"(lambda: 1)() == 1"', "only allowlisted functions can be called"),
+        ('"[x for x in country] == 1"', "comprehensions are not allowed"),
+        ('"globals() == 1"', "function 'globals' is not allowed"),
+        ('"breakpoint() == 1"', "function 'breakpoint' is not allowed"),
     ],
 )
 def test_code_is_rejected_and_never_runs(
-    when: str, message: str, write_rules: WriteRules, catalogue: dict[str, FeatureSpec], tmp_path: Path
+    when: str,
+    message: str,
+    write_rules: WriteRules,
+    catalogue: dict[str, FeatureSpec],
+    tmp_path: Path,
 ) -> None:
     sentinel = tmp_path / "pwned"
     d = write_rules({"a.yaml": rule(when.replace("{sentinel}", str(sentinel)))})
@@ -82,10 +95,14 @@ def test_billion_laughs(write_rules: WriteRules, catalogue: dict[str, FeatureSpe
         prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
         lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
     d = write_rules({"a.yaml": "\n".join(lines) + "\n"})
-    assert rejected(d, catalogue) == [f"{d / 'a.yaml'}:2:8: YAML: YAML aliases (*name) are not allowed in rule files"]
+    assert rejected(d, catalogue) == [
+        f"{d / 'a.yaml'}:2:8: YAML: YAML aliases (*name) are not allowed in rule files"
+    ]
 
 
-def test_merge_keys_are_rejected(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
+def test_merge_keys_are_rejected(
+    write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
     d = write_rules({"a.yaml": "base: &b {score: 0.5}\nrules:\n  - <<: *b\n    id: x\n"})
     assert "aliases (*name) are not allowed" in rejected(d, catalogue)[0]
 
@@ -126,7 +143,8 @@ def test_million_element_lists(write_rules: WriteRules, catalogue: dict[str, Fea
     (d / "a.yaml").write_text("lists:\n  big: {file: big.txt}\n")
     (d / "big.txt").write_text("x\n" * 1_000_000)
     assert rejected(d, catalogue) == [
-        f"{d / 'a.yaml'}:2:15: list file 'big.txt' has 1000000 values; the limit is {MAX_LIST_VALUES}"
+        f"{d / 'a.yaml'}:2:15: list file 'big.txt' has 1000000 values; "
+        f"the limit is {MAX_LIST_VALUES}"
     ]
     (d / "a.yaml").write_text(rule("'country in [" + ", ".join(["1"] * 1_000_000) + "]'"))
     assert "the limit is" in rejected(d, catalogue)[0]
@@ -147,12 +165,15 @@ def test_fifty_megabyte_files_are_not_parsed(
     ]
 
 
-def test_fifty_megabyte_list_file(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
+def test_fifty_megabyte_list_file(
+    write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
     d = write_rules({"a.yaml": "lists:\n  big: {file: big.txt}\n"})
     with (d / "big.txt").open("wb") as f:
         f.truncate(50 * 1024 * 1024)
     assert rejected(d, catalogue) == [
-        f"{d / 'a.yaml'}:2:15: list file 'big.txt' is larger than {loader_mod.MAX_LIST_FILE_BYTES} bytes"
+        f"{d / 'a.yaml'}:2:15: list file 'big.txt' is larger than "
+        f"{loader_mod.MAX_LIST_FILE_BYTES} bytes"
     ]
 
 
@@ -169,7 +190,9 @@ def test_fifty_megabyte_list_file(write_rules: WriteRules, catalogue: dict[str, 
         (b"rules: []\n\x00\x01\x02", "a.yaml:2:1: YAML: character #x0000 is not allowed"),
     ],
 )
-def test_invalid_yaml(data: bytes, message: str, write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
+def test_invalid_yaml(
+    data: bytes, message: str, write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
     d = write_rules({"a.yaml": ""})
     (d / "a.yaml").write_bytes(data)
     found = rejected(d, catalogue)
@@ -183,4 +206,6 @@ def test_symlinked_list_outside_the_directory(
     secret.write_text("s3cr3t\n")
     d = write_rules({"a.yaml": "lists:\n  x: {file: link.txt}\n"})
     (d / "link.txt").symlink_to(secret)
-    assert rejected(d, catalogue) == [f"{d / 'a.yaml'}:2:13: list file 'link.txt' is outside the rule directory"]
+    assert rejected(d, catalogue) == [
+        f"{d / 'a.yaml'}:2:13: list file 'link.txt' is outside the rule directory"
+    ]

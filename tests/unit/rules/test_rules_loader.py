@@ -51,12 +51,21 @@ def errors(directory: Path, catalogue: dict[str, FeatureSpec]) -> list[str]:
     return [str(d) for d in info.value.diagnostics]
 
 
-def test_loads_fields_lists_and_defaults(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
+def test_loads_fields_lists_and_defaults(
+    write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
     d = write_rules({"a.yaml": GOOD, "lists/blocked.txt": "# comment\nd-1\n\n  d-2  \n"})
     rs = load_rules(d, catalogue)
     assert rs.rule_ids == ("risky_first", "blocked_device", "online_big", "dormant")
     r = rs.rules[0]
-    assert (r.score, r.tier, r.severity, r.enabled, r.tags, r.owner) == (0.5, None, "high", True, ("merchant",), "team-a")
+    assert (r.score, r.tier, r.severity, r.enabled, r.tags, r.owner) == (
+        0.5,
+        None,
+        "high",
+        True,
+        ("merchant",),
+        "team-a",
+    )
     assert (r.file, r.line) == (str(d / "a.yaml"), 6)
     b = rs.rules[1]
     assert (b.score, b.tier, b.severity, b.owner, b.tags) == (0.0, "block", "medium", "", ())
@@ -71,22 +80,42 @@ def test_evaluate_scope_disabled_and_values(
 ) -> None:
     rs = load_rules(write_rules({"a.yaml": GOOD, "lists/blocked.txt": "d-1\n"}), catalogue)
     assert rs.evaluate(record) == []  # 'dormant' would fire on anything, but it is disabled
-    row = {**record, "new_category": True, "merchant_category": "crypto", "device_id": "d-1", "amount": 5000.0}
+    row = {
+        **record,
+        "new_category": True,
+        "merchant_category": "crypto",
+        "device_id": "d-1",
+        "amount": 5000.0,
+    }
     hits = rs.evaluate(row)
-    assert [h.rule_id for h in hits] == ["risky_first", "blocked_device"]  # online_big: out of scope
-    assert hits[0] == RuleHit("risky_first", 0.5, None, "high", "first payment in a risky category",
-                              {"new_category": True, "merchant_category": "crypto"})
+    assert [h.rule_id for h in hits] == [
+        "risky_first",
+        "blocked_device",
+    ]  # online_big: out of scope
+    assert hits[0] == RuleHit(
+        "risky_first",
+        0.5,
+        None,
+        "high",
+        "first payment in a risky category",
+        {"new_category": True, "merchant_category": "crypto"},
+    )
     assert hits[1].tier == "block"
     online = rs.evaluate_batch([row, {**row, "channel": "online"}, record])
     assert [[h.rule_id for h in hs] for hs in online] == [
-        ["risky_first", "blocked_device"], ["risky_first", "blocked_device", "online_big"], []
+        ["risky_first", "blocked_device"],
+        ["risky_first", "blocked_device", "online_big"],
+        [],
     ]
     assert rs.evaluate_batch([]) == []
 
 
-def test_reports_all_problems_with_positions(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
-    d = write_rules({
-        "a.yaml": """\
+def test_reports_all_problems_with_positions(
+    write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
+    d = write_rules(
+        {
+            "a.yaml": """\
             lists:
               risky: [gambling, NO]
               amount: [1]
@@ -114,12 +143,13 @@ def test_reports_all_problems_with_positions(write_rules: WriteRules, catalogue:
                 score: 0.1
             bogus: 1
             """,
-        "b.yaml": "rules:\n  - id: x\n    when: [1\n",
-    })
+            "b.yaml": "rules:\n  - id: x\n    when: [1\n",
+        }
+    )
     a, b = str(d / "a.yaml"), str(d / "b.yaml")
     assert errors(d, catalogue) == [
-        f"{a}:2:21: list 'risky' values must be strings or numbers (YAML reads yes/no/on/off/NO as booleans: "
-        "quote it, e.g. 'NO')",
+        f"{a}:2:21: list 'risky' values must be strings or numbers "
+        "(YAML reads yes/no/on/off/NO as booleans: quote it, e.g. 'NO')",
         f"{a}:3:3: list name 'amount' is already a feature",
         f"{a}:4:15: list file '../outside.txt' is outside the rule directory",
         f"{a}:5:16: list file 'lists/missing.txt' is missing or unreadable",
@@ -129,7 +159,8 @@ def test_reports_all_problems_with_positions(write_rules: WriteRules, catalogue:
         f"{a}:11:9: duplicate rule id 'r1' (first defined at {a}:7)",
         f"{a}:14:11: 'tier' must be one of review, block, got 'blokc'",
         f"{a}:15:5: rule needs a 'score' in [0, 1] and/or a 'tier' (review|block)",
-        f"{a}:15:9: rule id '9bad' must start with a letter and use letters, digits, _ . - (at most 80)",
+        f"{a}:15:9: rule id '9bad' must start with a letter and use letters, digits, _ . -"
+        " (at most 80)",
         f"{a}:17:11: when: attribute access ('.') is not allowed; write lower(x), not x.lower()",
         f"{a}:18:5: unknown rule field 'scroe' (did you mean 'score'?)",
         f"{a}:19:14: 'enabled' must be true or false",
@@ -137,7 +168,8 @@ def test_reports_all_problems_with_positions(write_rules: WriteRules, catalogue:
         f"{a}:21:5: rule is missing 'id'",
         f"{a}:24:9: when: unknown feature or list 'unknown_thing' (see 'fraudflow rules features')",
         f"{a}:26:1: unknown top-level key 'bogus' (expected one of: lists, rules)",
-        f"{b}:4:1: YAML: while parsing a flow sequence: expected ',' or ']', but got '<stream end>'",
+        f"{b}:4:1: YAML: while parsing a flow sequence: "
+        "expected ',' or ']', but got '<stream end>'",
     ]
 
 
@@ -157,38 +189,66 @@ def test_diagnostic_str_and_error() -> None:
         ("lists: {x: 3}\n", "list 'x' must be a sequence of values or a map"),
         ("lists: {x: {values: [1], file: a.txt}}\n", "needs exactly one of 'values' or 'file'"),
         ("lists: {x: {values: [1], type: int}}\n", "list 'type' must be 'string' or 'number'"),
-        ("lists: {x: {values: [a], type: number}}\n", "list 'x' mixes strings and numbers (declared type number)"),
+        (
+            "lists: {x: {values: [a], type: number}}\n",
+            "list 'x' mixes strings and numbers (declared type number)",
+        ),
         ("lists: {x: {values: [a], typo: 1}}\n", "unknown list field 'typo'"),
         ("lists: {x: [a, 1]}\n", "list 'x' mixes strings and numbers"),
         ("lists: {x: [[a]]}\n", "list 'x' values must be strings or numbers"),
         ("lists: {__x: [a]}\n", "list name '__x' must be an identifier"),
         ("lists: {lower: [a]}\n", "list name 'lower' is already a function"),
         ("lists: {x: {file: /etc/passwd}}\n", "must be a relative path"),
-        ("rules: [{id: a, description: d, when: 'amount > 1', score: '0.5'}]\n", "'score' must be a number"),
-        ("rules: [{id: a, description: d, when: 'amount > 1', score: true}]\n", "'score' must be a number"),
-        ("rules: [{id: a, description: d, when: 'amount > 1', score: 0.1, severity: huge}]\n",
-         "'severity' must be one of low, medium, high, critical"),
-        ("rules: [{id: a, description: '  ', when: 'amount > 1', score: 0.1}]\n", "'description' is empty"),
-        ("rules: [{id: a, description: d, when: 5, score: 0.1}]\n", "'when' must be an expression in a string"),
-        ("rules: [{id: a, description: d, when: 'amount > 1', scope: 'amount', score: 0.1}]\n",
-         "scope: expression must be a condition"),
-        ("rules: [{id: 7, description: d, when: 'amount > 1', score: 0.1}]\n", "'id' must be a string"),
+        (
+            "rules: [{id: a, description: d, when: 'amount > 1', score: '0.5'}]\n",
+            "'score' must be a number",
+        ),
+        (
+            "rules: [{id: a, description: d, when: 'amount > 1', score: true}]\n",
+            "'score' must be a number",
+        ),
+        (
+            "rules: [{id: a, description: d, when: 'amount > 1', score: 0.1, severity: huge}]\n",
+            "'severity' must be one of low, medium, high, critical",
+        ),
+        (
+            "rules: [{id: a, description: '  ', when: 'amount > 1', score: 0.1}]\n",
+            "'description' is empty",
+        ),
+        (
+            "rules: [{id: a, description: d, when: 5, score: 0.1}]\n",
+            "'when' must be an expression in a string",
+        ),
+        (
+            "rules: [{id: a, description: d, when: 'amount > 1', scope: 'amount', score: 0.1}]\n",
+            "scope: expression must be a condition",
+        ),
+        (
+            "rules: [{id: 7, description: d, when: 'amount > 1', score: 0.1}]\n",
+            "'id' must be a string",
+        ),
         ("a: 1\na: 2\nrules: []\n", "duplicate key 'a' (first at line 1)"),
-        ("rules: [{id: off, description: d, when: 'amount > 1', score: 0.1}]\n",
-         "'id' must be a string (YAML reads yes/no/on/off/NO as booleans: quote it"),
+        (
+            "rules: [{id: off, description: d, when: 'amount > 1', score: 0.1}]\n",
+            "'id' must be a string (YAML reads yes/no/on/off/NO as booleans: quote it",
+        ),
     ],
 )
-def test_field_errors(text: str, message: str, write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
+def test_field_errors(
+    text: str, message: str, write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
     found = errors(write_rules({"a.yaml": text}), catalogue)
     assert any(message in e for e in found), found
 
 
 def test_list_file_of_numbers(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
-    d = write_rules({
-        "a.yaml": "lists: {h: {file: lists/h.txt, type: number}}\n"
-                  "rules: [{id: a, description: d, when: 'hour in h', score: 0.1}]\n",
-        "lists/h.txt": "1\n2.5\n# c\n-3\n",
-    })
+    d = write_rules(
+        {
+            "a.yaml": "lists: {h: {file: lists/h.txt, type: number}}\n"
+            "rules: [{id: a, description: d, when: 'hour in h', score: 0.1}]\n",
+            "lists/h.txt": "1\n2.5\n# c\n-3\n",
+        }
+    )
     assert load_rules(d, catalogue).lists["h"].values == frozenset({1, 2.5, -3})
     (d / "lists/h.txt").write_text("1\nx\n3\ny\n")
     assert errors(d, catalogue) == [
@@ -197,28 +257,42 @@ def test_list_file_of_numbers(write_rules: WriteRules, catalogue: dict[str, Feat
     ]
 
 
-def test_lists_are_shared_across_files_and_unique(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
-    d = write_rules({
-        "a.yaml": "lists: {risky: [x]}\n",
-        "b.yaml": "rules: [{id: a, description: d, when: 'country in risky', score: 0.1}]\n",
-    })
+def test_lists_are_shared_across_files_and_unique(
+    write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
+    d = write_rules(
+        {
+            "a.yaml": "lists: {risky: [x]}\n",
+            "b.yaml": "rules: [{id: a, description: d, when: 'country in risky', score: 0.1}]\n",
+        }
+    )
     assert load_rules(d, catalogue).rules[0].when_expr.lists == ("risky",)
     (d / "c.yaml").write_text("lists: {risky: [y]}\n")
-    assert errors(d, catalogue) == [f"{d / 'c.yaml'}:1:9: duplicate list 'risky' (first defined at {d / 'a.yaml'}:1)"]
+    assert errors(d, catalogue) == [
+        f"{d / 'c.yaml'}:1:9: duplicate list 'risky' (first defined at {d / 'a.yaml'}:1)"
+    ]
 
 
 def test_missing_and_empty_directory(tmp_path: Path, catalogue: dict[str, FeatureSpec]) -> None:
-    assert errors(tmp_path / "nope", catalogue) == [f"{tmp_path / 'nope'}:0:0: rule directory does not exist or is not a directory"]
-    assert errors(tmp_path, catalogue) == [f"{tmp_path}:0:0: no rule files (*.yaml) in the rule directory"]
+    assert errors(tmp_path / "nope", catalogue) == [
+        f"{tmp_path / 'nope'}:0:0: rule directory does not exist or is not a directory"
+    ]
+    assert errors(tmp_path, catalogue) == [
+        f"{tmp_path}:0:0: no rule files (*.yaml) in the rule directory"
+    ]
 
 
-def test_unknown_window_feature_needs_that_window(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
-    d = write_rules({"a.yaml": "rules: [{id: a, description: d, when: 'count_7d > 1', score: 0.1}]\n"})
+def test_unknown_window_feature_needs_that_window(
+    write_rules: WriteRules, catalogue: dict[str, FeatureSpec]
+) -> None:
+    d = write_rules(
+        {"a.yaml": "rules: [{id: a, description: d, when: 'count_7d > 1', score: 0.1}]\n"}
+    )
     assert "unknown feature or list 'count_7d'" in errors(d, catalogue)[0]
 
 
 def test_version_is_content_hash(tmp_path: Path, catalogue: dict[str, FeatureSpec]) -> None:
-    """Same content -> same version wherever it lives and whatever its mtimes; any edit changes it."""
+    """Same content: same version, wherever it lives, whatever its mtimes; any edit changes it."""
     one, two = tmp_path / "one", tmp_path / "two"
     shutil.copytree(DEFAULT_RULES_DIR, one)
     shutil.copytree(DEFAULT_RULES_DIR, two)
