@@ -126,6 +126,9 @@ class FeatureSettings:
     max_events_per_user: int = _opt(512, "cap on events kept per user for window features")
     recent_set_size: int = _opt(32, "merchants/countries/devices/methods remembered per user")
     zscore_warmup: int = _opt(5, "transactions a user needs before z-score/IQR/hour scores count")
+    trusted_travel_kmh: float = _opt(
+        900.0, "a location implying faster travel is not kept as the user's last location"
+    )
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ from typing import Any
 from fraudflow.config.settings import FeatureSettings, ValidationSettings
 from fraudflow.operators.catalogue import window_label
 from fraudflow.records import DeadLetter, FeatureRow, Transaction
-from fraudflow.state.user import CATEGORY, COUNTRY, DEVICE, MERCHANT, METHOD, UserState, stable_hash
+from fraudflow.state.user import CATEGORY, COUNTRY, DEVICE, MERCHANT, METHOD, RecentSet, UserState, stable_hash
 
 RECENT_AMOUNTS = 32  # log amounts kept for the IQR detector
 MIN_STD = 0.3  # floor of the log-amount standard deviation (a user always paying 9.99)
 MIN_IQR = 0.25
 NO_PREV = 1e9
+UNUSUAL_HOUR_SHARE = 0.03
 DAY = 86400.0
 EARTH_KM = 6371.0088
 
@@ -45,6 +46,7 @@ class FeatureParams:
     max_events: int
     set_size: int
     warmup: int
+    trusted_kmh: float
 
     @classmethod
     def from_settings(cls, f: FeatureSettings, v: ValidationSettings) -> FeatureParams:
@@ -60,6 +62,7 @@ class FeatureParams:
             max_events=f.max_events_per_user,
             set_size=f.recent_set_size,
             warmup=f.zscore_warmup,
+            trusted_kmh=f.trusted_travel_kmh,
         )
 
 
@@ -98,6 +101,14 @@ def _quantile(sorted_xs: list[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(sorted_xs) - 1)
     return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def _age_hours(s: RecentSet, h: int, t: float) -> float:
+    """Hours since the user first used this device/country; 0 when new or absent."""
+    if not h:
+        return 0.0
+    first = s.first_seen(h)
+    return 0.0 if first is None else max(0.0, (t - first) / 3600.0)
 
 
 def hour_of(ts: float) -> int:
@@ -157,6 +168,8 @@ def user_step(
         new = [bool(k) and n > 0 and h not in s for k, h, s in zip(keys, hashes, sets, strict=True)]
     else:
         new = [bool(k) and s.touch(h, t) and n > 0 for k, h, s in zip(keys, hashes, sets, strict=True)]
+    device_age_h = _age_hours(sets[DEVICE], hashes[DEVICE], t)
+    country_age_h = _age_hours(sets[COUNTRY], hashes[COUNTRY], t)
     day_ago = t - DAY
     distinct_m = sets[MERCHANT].count_since(day_ago) + (1 if late and new[MERCHANT] else 0)
     distinct_c = sets[COUNTRY].count_since(day_ago) + (1 if late and new[COUNTRY] else 0)
@@ -169,10 +182,12 @@ def user_step(
         hour_share = 1.0
 
     travel_kmh = 0.0
+    trusted_geo = True
     if txn.lat is not None and txn.lon is not None and state.geo is not None:
         glat, glon, gts = state.geo
         km = haversine_km(glat, glon, txn.lat, txn.lon)
         travel_kmh = km / max(abs(t - gts), 60.0) * 3600.0
+    trusted_geo = travel_kmh <= p.trusted_kmh
 
     f.update(
         transaction_id=txn.transaction_id,
@@ -197,8 +212,10 @@ def user_step(
         new_device=new[DEVICE],
         new_payment_method=new[METHOD],
         new_category=new[CATEGORY],
+        device_age_h=device_age_h,
+        country_age_h=country_age_h,
         hour_share=hour_share,
-        unusual_hour=n >= p.warmup and hour_share < 0.02,
+        unusual_hour=n >= p.warmup and hour_share < UNUSUAL_HOUR_SHARE,
         travel_kmh=travel_kmh,
         distinct_merchants_24h=distinct_m,
         distinct_countries_24h=distinct_c,
@@ -215,6 +232,9 @@ def user_step(
         state.prune(state.last_ts - p.retention, p.max_events)
         state.add_amount(log_amt, RECENT_AMOUNTS)
         hours[hour] += 1
-        if txn.lat is not None and txn.lon is not None and (state.geo is None or t >= state.geo[2]):
+        # a location that implies impossible travel is not trusted as the user's
+        # last one, so one spoofed or stolen-card location does not make the
+        # user's next ordinary transaction look impossible too
+        if txn.lat is not None and txn.lon is not None and trusted_geo and (state.geo is None or t >= state.geo[2]):
             state.geo = (txn.lat, txn.lon, t)
     return state, FeatureRow(txn, f)

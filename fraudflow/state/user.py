@@ -24,17 +24,22 @@ def stable_hash(text: str) -> int:
 
 
 class RecentSet:
-    """Bounded set of hashed values with the event time each was last seen."""
+    """Bounded set of hashed values with the event times each was first and last seen."""
 
-    __slots__ = ("cap", "hashes", "seen")
+    __slots__ = ("cap", "first", "hashes", "seen")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.hashes = array("q")
         self.seen = array("d")
+        self.first = array("d")
 
     def __contains__(self, h: int) -> bool:
         return h in self.hashes
+
+    def first_seen(self, h: int) -> float | None:
+        """When ``h`` was first seen, or None if it is not in the set."""
+        return self.first[self.hashes.index(h)] if h in self.hashes else None
 
     def touch(self, h: int, ts: float) -> bool:
         """Record ``h`` seen at ``ts``; True when it was not in the set."""
@@ -43,27 +48,30 @@ class RecentSet:
             i = hashes.index(h)
             if ts > self.seen[i]:
                 self.seen[i] = ts
+            if ts < self.first[i]:
+                self.first[i] = ts
             return False
         if len(hashes) >= self.cap:
             oldest = self.seen.index(min(self.seen))
             del hashes[oldest]
             del self.seen[oldest]
+            del self.first[oldest]
         hashes.append(h)
         self.seen.append(ts)
+        self.first.append(ts)
         return True
 
     def count_since(self, t: float) -> int:
         return sum(1 for s in self.seen if s > t)
 
-    def __getstate__(self) -> tuple[int, bytes, bytes]:
-        return (self.cap, self.hashes.tobytes(), self.seen.tobytes())
+    def __getstate__(self) -> tuple[int, bytes, bytes, bytes]:
+        return (self.cap, self.hashes.tobytes(), self.seen.tobytes(), self.first.tobytes())
 
-    def __setstate__(self, st: tuple[int, bytes, bytes]) -> None:
+    def __setstate__(self, st: tuple[int, bytes, bytes, bytes]) -> None:
         self.cap = st[0]
-        self.hashes = array("q")
-        self.hashes.frombytes(st[1])
-        self.seen = array("d")
-        self.seen.frombytes(st[2])
+        self.hashes = _arr("q", st[1])
+        self.seen = _arr("d", st[2])
+        self.first = _arr("d", st[3])
 
 
 # indices of the recent sets in UserState.sets
