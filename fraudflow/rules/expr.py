@@ -316,6 +316,8 @@ class _Checker:
                 )
             left = self.expect(node.left, d, NUMBER, f"'{sym}'")
             right = self.expect(node.right, d, NUMBER, f"'{sym}'")
+            if UNKNOWN in (left.typ, right.typ):
+                return Node(UNKNOWN)
             return Arith(NUMBER, sym, left, right)
         if isinstance(node, ast.Compare):
             return self.compare(node, d)
@@ -332,6 +334,7 @@ class _Checker:
         out = self.check(node, depth)
         if out.typ not in (typ, UNKNOWN):
             self.soft(node, f"{where} needs a {typ}, got a {out.typ}")
+            return Node(UNKNOWN)  # reported: checks that depend on it are skipped
         return out
 
     def constant(self, node: ast.Constant) -> Node:
@@ -383,9 +386,9 @@ class _Checker:
             )
             if isinstance(node.op, ast.UAdd):
                 return operand
-            if isinstance(operand, Const):
-                return Const(NUMBER, -operand.value)  # type: ignore[operator]
-            return Neg(NUMBER, operand)
+            if isinstance(operand, Const) and isinstance(operand.value, int | float):
+                return Const(NUMBER, -operand.value)  # a negative literal
+            return Neg(operand.typ, operand)
         raise self.error(node, f"operator '{_OP_SYMBOLS.get(type(node.op), '?')}' is not allowed")
 
     def compare(self, node: ast.Compare, depth: int) -> Node:
@@ -515,6 +518,8 @@ class _Checker:
             self.expect(a, depth, t, f"argument {i + 1} of {f.id}()")
             for i, (a, t) in enumerate(zip(node.args, types, strict=True))
         )
+        if any(a.typ == UNKNOWN for a in args):
+            return Node(UNKNOWN)
         return Call(spec.result, f.id, args)
 
 

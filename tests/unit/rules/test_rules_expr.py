@@ -64,6 +64,7 @@ def compiled(text: str) -> RuleSet:
         ("'10.0.' in ip", {"ip": "10.0.1.2"}, True),
         ("amount * 2 - 1 > amount_mean / 4 + 3", {"amount": 10.0, "amount_mean": 8.0}, True),
         ("-amount_z > 2", {"amount_z": -3.0}, True),
+        ("-(-2) == 2 and -abs(-2) == -2", {}, True),
         ("+amount_z > 2", {"amount_z": 3.0}, True),
         ("abs(amount_z) > 2", {"amount_z": -3.0}, True),
         (
@@ -112,6 +113,7 @@ def test_evaluates_like_python(text: str, row: dict[str, Any], expected: bool | 
         ("risky == 1", "list 'risky' can only follow 'in' or 'not in'", 0),
         ("[1] == 1", "a list can only follow 'in' or 'not in'", 0),
         ("country in risky in risky", "'in' cannot be chained", 0),
+        ("-'' == ''", "unary '-' needs a number, got a string", 1),
         ("amount is 1", "'is' is not allowed; use == or !=", 0),
         ("amount ** 2 > 1", "operator '**' is not allowed", 0),
         ("amount % 2 == 1", "operator '%' is not allowed", 0),
