@@ -127,3 +127,10 @@ def test_features(capsys: pytest.CaptureFixture[str]) -> None:
     md = capsys.readouterr().out
     assert "| `count_7d` | int |" in md
     assert "count_24h" not in md
+
+
+def test_docs_list_every_feature() -> None:
+    """docs/rules.md documents every catalogue name, as `fraudflow rules features` prints it."""
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "rules.md").read_text()
+    missing = [name for name in CATALOGUE if f"| `{name}` |" not in docs]
+    assert missing == [], "regenerate with: fraudflow rules features --format markdown"
