@@ -108,6 +108,9 @@ def test_evaluate_scope_disabled_and_values(
         [],
     ]
     assert rs.evaluate_batch([]) == []
+    # the reference evaluator agrees with the compiled batch path
+    for r, hs in zip([row, {**row, "channel": "online"}, record], online, strict=True):
+        assert [rule.id for rule in rs.rules if rule.matches(r)] == [h.rule_id for h in hs]
 
 
 def test_reports_all_problems_with_positions(
