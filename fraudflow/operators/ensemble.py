@@ -61,8 +61,11 @@ def model_version(settings: Settings) -> str:
 
 
 def tier_for(score: float, p: EnsembleParams) -> str:
-    """>>> tier_for(0.2, EnsembleParams({}, 1, 0.5, 0.8, 3)), tier_for(0.9, EnsembleParams({}, 1, 0.5, 0.8, 3))
-    ('approve', 'block')
+    """The tier a score falls in.
+
+    >>> p = EnsembleParams({}, 1.0, review=0.5, block=0.8, top=3)
+    >>> tier_for(0.2, p), tier_for(0.5, p), tier_for(0.9, p)
+    ('approve', 'review', 'block')
     """
     if score >= p.block:
         return "block"

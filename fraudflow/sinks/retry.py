@@ -10,7 +10,8 @@ or the process fails.
 'connect postgresql://app:***@db:5432/x failed'
 >>> scrub("password=hunter2 host=db", [])
 'password=*** host=db'
->>> [round(d, 3) for d in backoff_delays(0.1, 1.0, 2.0)][:6]
+>>> from itertools import islice
+>>> [round(d, 3) for d in islice(backoff_delays(0.1, 1.0, 2.0), 6)]
 [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
 """
 
