@@ -109,7 +109,11 @@ class Reason:
     detail: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "contribution": round(self.contribution, 4), "detail": self.detail}
+        return {
+            "code": self.code,
+            "contribution": round(self.contribution, 4),
+            "detail": self.detail,
+        }
 
 
 @dataclass(slots=True)

@@ -91,7 +91,9 @@ class KafkaSettings:
     brokers: tuple[str, ...] = _opt((), "Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
     input_topic: str = _opt("transactions", "topic of JSON transactions keyed by user_id")
     alerts_topic: str = _opt("alerts", "topic the alerts (tier >= review) go to")
-    dlq_topic: str = _opt("transactions-dlq", "dead-letter topic for records that fail parse/validate")
+    dlq_topic: str = _opt(
+        "transactions-dlq", "dead-letter topic for records that fail parse/validate"
+    )
     from_beginning: bool = _opt(False, "read the input from the earliest offset (else the latest)")
     exit_at_end: bool = _opt(False, "stop when the end of every input partition is reached")
     source_batch_size: int = _opt(1000, "messages read from Kafka per poll")
@@ -153,8 +155,12 @@ class EnsembleSettings:
 
 @dataclass(frozen=True)
 class SinkSettings:
-    postgres_dsn: Secret | None = _opt(None, "PostgreSQL DSN; the decisions/alerts sink is on when set", secret=True)
-    redis_url: Secret | None = _opt(None, "Redis URL; the user-profile sink is on when set", secret=True)
+    postgres_dsn: Secret | None = _opt(
+        None, "PostgreSQL DSN; the decisions/alerts sink is on when set", secret=True
+    )
+    redis_url: Secret | None = _opt(
+        None, "Redis URL; the user-profile sink is on when set", secret=True
+    )
     metrics_port: int | None = _opt(None, "serve Prometheus /metrics on this port")
     profile_ttl: timedelta = _opt(timedelta(days=7), "TTL of a user's Redis profile hash")
     sink_retry_limit: timedelta = _opt(timedelta(seconds=60), "sinks retry a down store this long")
@@ -169,7 +175,9 @@ class RecoverySettings:
 @dataclass(frozen=True)
 class RulesSettings:
     rules: Path = _opt(DEFAULT_RULES_DIR, "directory of rule YAML files")
-    rules_reload_interval: timedelta = _opt(timedelta(seconds=1), "how often rule files are checked")
+    rules_reload_interval: timedelta = _opt(
+        timedelta(seconds=1), "how often rule files are checked"
+    )
 
 
 @dataclass(frozen=True)
@@ -242,9 +250,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-            if type(None) in args:
-                return None
+        empty = value is None or (
+            isinstance(value, str) and value.strip().lower() in ("", "none", "null")
+        )
+        if empty and type(None) in args:
+            return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], where)
     try:
@@ -295,12 +305,14 @@ def _as_nested(s: Settings) -> dict[str, dict[str, Any]]:
     return {sec: dict(vars(getattr(s, sec))) for sec in SECTIONS}
 
 
-def _build(nested: Mapping[str, Mapping[str, Any]], flat: Mapping[str, Any], source: str) -> Settings:
+def _build(
+    nested: Mapping[str, Mapping[str, Any]], flat: Mapping[str, Any], source: str
+) -> Settings:
     merged = {sec: dict(nested.get(sec, {})) for sec in SECTIONS}
     for name, value in flat.items():
         if name not in FIELDS:
             raise ConfigError(f"{source}: unknown setting {name!r}")
-        sec, f = FIELDS[name]
+        sec = FIELDS[name][0]
         merged[sec][name] = _coerce(value, _HINTS[sec][name], f"{source}: {name}")
     try:
         parts = {sec: SECTIONS[sec](**vals) for sec, vals in merged.items()}
@@ -326,7 +338,9 @@ def load_yaml(path: Path) -> dict[str, dict[str, Any]]:
         for name, value in body.items():
             if name not in FIELDS or FIELDS[name][0] != sec:
                 raise ConfigError(f"{path}: unknown setting {sec}.{name}")
-            nested.setdefault(sec, {})[name] = _coerce(value, _HINTS[sec][name], f"{path}: {sec}.{name}")
+            nested.setdefault(sec, {})[name] = _coerce(
+                value, _HINTS[sec][name], f"{path}: {sec}.{name}"
+            )
     return nested
 
 
@@ -369,7 +383,9 @@ def describe() -> list[tuple[str, str, str, str]]:
             default = "-"
         if isinstance(default, tuple):
             default = ",".join(_fmt(d) for d in default)
-        rows.append((f"{sec}.{name}", ENV_PREFIX + name.upper(), _fmt(default), f.metadata.get("doc", "")))
+        rows.append(
+            (f"{sec}.{name}", ENV_PREFIX + name.upper(), _fmt(default), f.metadata.get("doc", ""))
+        )
     return rows
 
 

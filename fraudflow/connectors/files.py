@@ -28,7 +28,7 @@ class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], i
             self._next += 1
 
     def next_batch(self) -> list[KafkaSourceMessage[None, bytes]]:
-        out = []
+        out: list[KafkaSourceMessage[None, bytes]] = []
         for _ in range(self._batch):
             line = self._f.readline()
             if not line:
@@ -42,7 +42,12 @@ class _LinesPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], i
                 continue  # blank lines are not records
             out.append(
                 KafkaSourceMessage(
-                    key=None, value=value, topic=self._name, partition=0, offset=offset, timestamp=(0, 0)
+                    key=None,
+                    value=value,
+                    topic=self._name,
+                    partition=0,
+                    offset=offset,
+                    timestamp=(0, 0),
                 )
             )
         return out

@@ -17,19 +17,18 @@ from __future__ import annotations
 import pickle
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import Sink
 
 from fraudflow.config.settings import ModelSettings, Settings, load_settings
+from fraudflow.flows.io import FlowIO
 from fraudflow.flows.stats import RunStats
+from fraudflow.flows.wiring import kafka_io
 from fraudflow.operators.catalogue import feature_catalogue
 from fraudflow.operators.ensemble import EnsembleParams, decide, model_version
 from fraudflow.operators.features import FeatureParams, user_step
@@ -40,19 +39,6 @@ from fraudflow.rules import RuleWatcher
 from fraudflow.state.user import UserState
 
 Clock = Callable[[], float]
-
-
-@dataclass
-class FlowIO:
-    """Where records come from and go to; everything else is the same flow."""
-
-    source: Source[Any]
-    alerts: Sink[Decision]
-    dead_letters: Sink[DeadLetter]
-    decisions: Sequence[tuple[str, Sink[Decision]]] = ()
-    require_key: bool = True  # Kafka keys must equal user_id; files have no keys
-    clock: Clock = time.time
-    stats: RunStats = field(default_factory=RunStats)
 
 
 class ShardState:
@@ -76,7 +62,16 @@ class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes 
     by a sweep; Bytewax compares ``notify_at`` with the system clock.
     """
 
-    def __init__(self, fp: FeatureParams, mp: ModelSettings, state: ShardState | None, keep: bool) -> None:
+    def __init__(
+        self,
+        fp: FeatureParams,
+        mp: ModelSettings,
+        state: ShardState | None,
+        keep: bool,
+        stats: RunStats,
+    ) -> None:
+        self.stats = stats
+        self.key: str | None = None
         self.fp = fp
         self.mp = mp
         self.state = state or ShardState()
@@ -97,6 +92,8 @@ class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes 
             out.append(res)
             if type(res) is FeatureRow:
                 rows.append(res)
+        self.key = shard_key(values[0])
+        self.stats.shard_users(self.key, len(users))
         if rows:
             if st.model is None:
                 st.model = HstShard(_shard_number(values[0]), self.mp)
@@ -113,6 +110,8 @@ class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes 
         for uid in [u for u, t in seen.items() if t < cutoff]:
             del users[uid], seen[uid]
         self.next_sweep = now + self.sweep_every
+        if self.key is not None:
+            self.stats.shard_users(self.key, len(users))
         return [], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
@@ -121,6 +120,14 @@ class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes 
 
 
 SWEEP_SECONDS = 60.0
+
+
+def _is_transaction(x: Transaction | DeadLetter) -> TypeGuard[Transaction]:
+    return type(x) is Transaction
+
+
+def _is_row(x: FeatureRow | DeadLetter) -> TypeGuard[FeatureRow]:
+    return type(x) is FeatureRow
 
 
 def shard_key(txn: Transaction) -> str:
@@ -136,7 +143,9 @@ def _restore(blob: bytes | None) -> Any:
     return None if blob is None else pickle.loads(blob)  # noqa: S301 - our own snapshots
 
 
-def build_flow(settings: Settings, io: FlowIO, *, keep_state: bool = False, flow_id: str = "fraudflow") -> Dataflow:
+def build_flow(
+    settings: Settings, io: FlowIO, *, keep_state: bool = False, flow_id: str = "fraudflow"
+) -> Dataflow:
     """Wire the detection steps between ``io``'s source and sinks.
 
     ``keep_state``: snapshots carry the state (needed for recovery only).
@@ -159,30 +168,36 @@ def build_flow(settings: Settings, io: FlowIO, *, keep_state: bool = False, flow
         return out
 
     def shard_builder(resume: bytes | None) -> ShardLogic:
-        return ShardLogic(fparams, settings.model, _restore(resume), keep_state)
+        return ShardLogic(fparams, settings.model, _restore(resume), keep_state, stats)
 
     def decide_batch(rows: list[FeatureRow]) -> list[Decision]:
         ruleset = rules.current()
         now = clock()
         hits = ruleset.evaluate_batch([r.features for r in rows])
-        out = [decide(r, h, eparams, ruleset.version, mver, now) for r, h in zip(rows, hits, strict=True)]
-        stats.decided(out, ruleset.version)
+        out = [
+            decide(r, h, eparams, rules_version=ruleset.version, model_ver=mver, now=now)
+            for r, h in zip(rows, hits, strict=True)
+        ]
+        stats.decided(out, ruleset.version, now)
         return out
 
-    def count_dead(letters: list[DeadLetter]) -> list[DeadLetter]:
+    def count_dead(letters: list[Any]) -> list[DeadLetter]:
+        # the false sides of the two branches hold only dead letters
         stats.dead(letters)
         return letters
 
     flow = Dataflow(flow_id)
     raw = op.input("input", flow, io.source)
     parsed = op.flat_map_batch("parse", raw, parse_batch)
-    valid = op.branch("split_invalid", parsed, lambda x: isinstance(x, Transaction))
+    valid = op.branch("split_invalid", parsed, _is_transaction)
     by_shard = op.key_on("key_shard", valid.trues, shard_key)
     featured = op.key_rm("unkey_shard", op.stateful_batch("score", by_shard, shard_builder))
-    rows = op.branch("split_duplicates", featured, lambda x: isinstance(x, FeatureRow))
+    rows = op.branch("split_duplicates", featured, _is_row)
     decisions = op.flat_map_batch("decide", rows.trues, decide_batch)
     alerts = op.filter("alerts", decisions, lambda d: d.is_alert)
-    dead = op.flat_map_batch("count_dead", op.merge("dead_letters", valid.falses, rows.falses), count_dead)
+    dead = op.flat_map_batch(
+        "count_dead", op.merge("dead_letters", valid.falses, rows.falses), count_dead
+    )
     op.output("alerts_out", alerts, io.alerts)
     op.output("dead_letters_out", dead, io.dead_letters)
     for name, sink in io.decisions:
@@ -192,11 +207,10 @@ def build_flow(settings: Settings, io: FlowIO, *, keep_state: bool = False, flow
 
 def get_flow(environ: dict[str, str] | None = None) -> Dataflow:
     """The production flow from ``FRAUDFLOW_*`` settings, for ``python -m bytewax.run``."""
-    from fraudflow.flows.wiring import kafka_io
-
     settings = load_settings(environ=environ)
-    io = kafka_io(settings)
-    return build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
+    return build_flow(
+        settings, kafka_io(settings), keep_state=settings.recovery.recovery_dir is not None
+    )
 
 
 __all__ = ["FlowIO", "build_flow", "get_flow"]

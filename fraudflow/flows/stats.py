@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fraudflow.records import DeadLetter, Decision
+from fraudflow.sinks import metrics
 
 
 @dataclass
@@ -30,22 +31,38 @@ class RunStats:
     rules_version: str = ""
     model_version: str = ""
     newest_event: float = 0.0
+    users_by_shard: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def set_versions(self, rules_version: str, model_version: str) -> None:
+        metrics.set_versions(rules_version, model_version)
         with self._lock:
             self.rules_version, self.model_version = rules_version, model_version
 
     def received(self, n: int) -> None:
+        metrics.observe_received(n)
+        metrics.observe_batch("parse", n)
         with self._lock:
             self.received_n += n
 
     def dead(self, letters: Sequence[DeadLetter]) -> None:
+        metrics.observe_dead_letters(letters)
         with self._lock:
             self.dead_n += len(letters)
             self.dead_by_code.update(d.code for d in letters)
 
-    def decided(self, decisions: Sequence[Decision], rules_version: str) -> None:
+    def shard_users(self, shard: str, users: int) -> None:
+        """Users held in one shard's state (the sum is the active-users gauge)."""
+        with self._lock:
+            self.users_by_shard[shard] = users
+            total = sum(self.users_by_shard.values())
+        metrics.set_active_users(total)
+
+    def decided(self, decisions: Sequence[Decision], rules_version: str, now: float) -> None:
+        metrics.observe_decisions(decisions, now)
+        metrics.observe_batch("decide", len(decisions))
+        if rules_version != self.rules_version:
+            metrics.set_versions(rules_version, self.model_version)
         tiers: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
         late = 0
@@ -72,6 +89,7 @@ class RunStats:
                 "valid": self.decided_n,
                 "dead_lettered": self.dead_n,
                 "late": self.late_n,
+                "active_users": sum(self.users_by_shard.values()),
                 "dead_by_code": dict(self.dead_by_code),
                 "tiers": {t: self.tiers.get(t, 0) for t in ("approve", "review", "block")},
                 "top_reasons": self.reasons.most_common(5),
@@ -86,6 +104,7 @@ class RunStats:
         t = s["tiers"]
         top = ", ".join(f"{code} {n}" for code, n in s["top_reasons"][:3]) or "-"
         return (
-            f"{s['received']:>9,} in | {s['records_per_s']:>8,.0f}/s | dead {s['dead_lettered']:,} | "
+            f"{s['received']:>9,} in | {s['records_per_s']:>8,.0f}/s | "
+            f"dead {s['dead_lettered']:,} | "
             f"review {t['review']:,} block {t['block']:,} | top: {top}"
         )

@@ -8,14 +8,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import Sink
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from fraudflow.config.settings import Settings
+from fraudflow.config.settings import ConfigError, Settings
 from fraudflow.connectors.kafka import KafkaRecordSink, transactions_source
-from fraudflow.flows.detection import FlowIO
+from fraudflow.flows.io import FlowIO
 from fraudflow.records import Decision
+from fraudflow.sinks.postgres import PostgresSink, migrate
+from fraudflow.sinks.redis_profiles import RedisProfileSink
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +28,14 @@ def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
     sinks: list[tuple[str, Sink[Decision]]] = []
     s = settings.sinks
     if s.postgres_dsn is not None:
-        from fraudflow.sinks.postgres import PostgresSink, migrate
-
         applied = migrate(s.postgres_dsn)
         if applied:
             log.info("applied PostgreSQL migrations: %s", ", ".join(applied))
         sinks.append(("postgres", PostgresSink(s.postgres_dsn, retry_limit=s.sink_retry_limit)))
     if s.redis_url is not None:
-        from fraudflow.sinks.redis_profiles import RedisProfileSink
-
-        sinks.append(("redis", RedisProfileSink(s.redis_url, s.profile_ttl, retry_limit=s.sink_retry_limit)))
+        sinks.append(
+            ("redis", RedisProfileSink(s.redis_url, s.profile_ttl, retry_limit=s.sink_retry_limit))
+        )
     return sinks
 
 
@@ -42,8 +43,6 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
     """Kafka in, alerts and dead letters to Kafka, plus the configured stores."""
     k = settings.kafka
     if not k.brokers:
-        from fraudflow.config.settings import ConfigError
-
         raise ConfigError("kafka.brokers: no brokers given (--brokers or FRAUDFLOW_BROKERS)")
     return FlowIO(
         source=transactions_source(k),
@@ -74,8 +73,6 @@ def run_flow(
     addresses: list[str] | None = None,
 ) -> None:
     """Run in this process (optionally as one process of a cluster)."""
-    from bytewax._bytewax import cli_main
-
     interval = settings.recovery.snapshot_interval
     kwargs: dict[str, Any] = {
         "workers_per_process": workers,

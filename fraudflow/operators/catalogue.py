@@ -54,19 +54,47 @@ _STATIC: tuple[tuple[str, type, str], ...] = (
     ("secs_since_prev", float, "seconds since the user's previous transaction; 1e9 if none"),
     ("amount_mean", float, "geometric mean of the user's previous amounts; 0 if none"),
     ("amount_z", float, "z-score of log(1+amount) against the user's history; 0 in warm-up"),
-    ("amount_iqr_excess", float, "(log amount - Q3) / IQR of the user's recent amounts; 0 in warm-up"),
+    (
+        "amount_iqr_excess",
+        float,
+        "(log amount - Q3) / IQR of the user's recent amounts; 0 in warm-up",
+    ),
     ("new_merchant", bool, "first time this user pays this merchant (user has history)"),
     ("new_country", bool, "first time this user transacts in this country (user has history)"),
     ("new_device", bool, "first time this user uses this device (user has history)"),
-    ("new_payment_method", bool, "first time this user uses this payment method (user has history)"),
-    ("new_category", bool, "first time this user pays in this merchant category (user has history)"),
+    (
+        "new_payment_method",
+        bool,
+        "first time this user uses this payment method (user has history)",
+    ),
+    (
+        "new_category",
+        bool,
+        "first time this user pays in this merchant category (user has history)",
+    ),
     ("device_age_h", float, "hours since this user first used this device; 0 when new or absent"),
-    ("country_age_h", float, "hours since this user first transacted in this country; 0 when new or absent"),
-    ("hour_share", float, "share of the user's history at this hour (+-1h, smoothed); 1 in warm-up"),
+    (
+        "country_age_h",
+        float,
+        "hours since this user first transacted in this country; 0 when new or absent",
+    ),
+    (
+        "hour_share",
+        float,
+        "share of the user's history at this hour (+-1h, smoothed); 1 in warm-up",
+    ),
     ("unusual_hour", bool, "past warm-up and hour_share below 3%"),
     ("travel_kmh", float, "speed implied by the previous geolocated transaction; 0 if unknown"),
-    ("distinct_merchants_24h", int, "distinct merchants of this user in the last 24h, this one included"),
-    ("distinct_countries_24h", int, "distinct countries of this user in the last 24h, this one included"),
+    (
+        "distinct_merchants_24h",
+        int,
+        "distinct merchants of this user in the last 24h, this one included",
+    ),
+    (
+        "distinct_countries_24h",
+        int,
+        "distinct countries of this user in the last 24h, this one included",
+    ),
     ("late", bool, "event time is older than the user's latest minus the allowed lateness"),
     # unsupervised detector scores, each in [0, 1]
     ("hst_score", float, "Half-Space Trees anomaly score, calibrated to [0,1]; 0 in warm-up"),
@@ -80,6 +108,14 @@ def feature_catalogue(windows: Iterable[timedelta]) -> dict[str, FeatureSpec]:
     specs = [FeatureSpec(n, t, d) for n, t, d in _STATIC]
     for w in windows:
         label = window_label(w)
-        specs.append(FeatureSpec(f"count_{label}", int, f"user's transactions in the last {label}, this one included"))
-        specs.append(FeatureSpec(f"sum_{label}", float, f"user's amount sum in the last {label}, this one included"))
+        specs.append(
+            FeatureSpec(
+                f"count_{label}", int, f"user's transactions in the last {label}, this one included"
+            )
+        )
+        specs.append(
+            FeatureSpec(
+                f"sum_{label}", float, f"user's amount sum in the last {label}, this one included"
+            )
+        )
     return {s.name: s for s in specs}

@@ -23,7 +23,10 @@ from fraudflow.rules import RuleHit
 
 # detector -> (reason code, feature values shown as its detail)
 DETECTORS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "hst": ("HST_ANOMALY", ("amount", "count_1m", "new_device", "new_country", "travel_kmh", "hour")),
+    "hst": (
+        "HST_ANOMALY",
+        ("amount", "count_1m", "new_device", "new_country", "travel_kmh", "hour"),
+    ),
     "zscore": ("AMOUNT_ZSCORE", ("amount", "amount_mean", "amount_z", "txn_count")),
     "iqr": ("AMOUNT_IQR", ("amount", "amount_iqr_excess", "txn_count")),
 }
@@ -82,6 +85,7 @@ def decide(
     row: FeatureRow,
     hits: Sequence[RuleHit],
     p: EnsembleParams,
+    *,
     rules_version: str,
     model_ver: str,
     now: float,
@@ -104,10 +108,16 @@ def decide(
         rule_keep *= 1.0 - h.score
         if h.tier is not None:
             forced = max(forced, TIER_RANK[h.tier])
-        rule_hits.append({"id": h.rule_id, "score": h.score, "tier": h.tier, "severity": h.severity})
+        rule_hits.append(
+            {"id": h.rule_id, "score": h.score, "tier": h.tier, "severity": h.severity}
+        )
         c = p.weight_rules * h.score
         contributions.append(
-            Reason(f"RULE:{h.rule_id}", c, {"description": h.description, **{k: _round(v) for k, v in h.values.items()}})
+            Reason(
+                f"RULE:{h.rule_id}",
+                c,
+                {"description": h.description, **{k: _round(v) for k, v in h.values.items()}},
+            )
         )
     rules_score = 1.0 - rule_keep
     keep *= 1.0 - p.weight_rules * rules_score

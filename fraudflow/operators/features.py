@@ -24,7 +24,16 @@ from typing import Any
 from fraudflow.config.settings import FeatureSettings, ValidationSettings
 from fraudflow.operators.catalogue import window_label
 from fraudflow.records import DeadLetter, FeatureRow, Transaction
-from fraudflow.state.user import CATEGORY, COUNTRY, DEVICE, MERCHANT, METHOD, RecentSet, UserState, stable_hash
+from fraudflow.state.user import (
+    CATEGORY,
+    COUNTRY,
+    DEVICE,
+    MERCHANT,
+    METHOD,
+    RecentSet,
+    UserState,
+    stable_hash,
+)
 
 RECENT_AMOUNTS = 32  # log amounts kept for the IQR detector
 MIN_STD = 0.3  # floor of the log-amount standard deviation (a user always paying 9.99)
@@ -51,7 +60,8 @@ class FeatureParams:
     @classmethod
     def from_settings(cls, f: FeatureSettings, v: ValidationSettings) -> FeatureParams:
         ws = tuple(
-            (f"count_{window_label(w)}", f"sum_{window_label(w)}", w.total_seconds()) for w in f.windows
+            (f"count_{window_label(w)}", f"sum_{window_label(w)}", w.total_seconds())
+            for w in f.windows
         )
         retention = max([w for _, _, w in ws] + [v.duplicate_horizon.total_seconds(), DAY])
         return cls(
@@ -167,7 +177,9 @@ def user_step(
     if late:
         new = [bool(k) and n > 0 and h not in s for k, h, s in zip(keys, hashes, sets, strict=True)]
     else:
-        new = [bool(k) and s.touch(h, t) and n > 0 for k, h, s in zip(keys, hashes, sets, strict=True)]
+        new = [
+            bool(k) and s.touch(h, t) and n > 0 for k, h, s in zip(keys, hashes, sets, strict=True)
+        ]
     device_age_h = _age_hours(sets[DEVICE], hashes[DEVICE], t)
     country_age_h = _age_hours(sets[COUNTRY], hashes[COUNTRY], t)
     day_ago = t - DAY
@@ -227,14 +239,18 @@ def user_step(
 
     if not late:
         state.insert_event(t, amount, id_hash)
-        if t > state.last_ts:
-            state.last_ts = t
+        state.last_ts = max(state.last_ts, t)
         state.prune(state.last_ts - p.retention, p.max_events)
         state.add_amount(log_amt, RECENT_AMOUNTS)
         hours[hour] += 1
         # a location that implies impossible travel is not trusted as the user's
         # last one, so one spoofed or stolen-card location does not make the
         # user's next ordinary transaction look impossible too
-        if txn.lat is not None and txn.lon is not None and trusted_geo and (state.geo is None or t >= state.geo[2]):
+        if (
+            txn.lat is not None
+            and txn.lon is not None
+            and trusted_geo
+            and (state.geo is None or t >= state.geo[2])
+        ):
             state.geo = (txn.lat, txn.lon, t)
     return state, FeatureRow(txn, f)

@@ -79,7 +79,9 @@ def _required_str(obj: dict[str, Any], name: str) -> str:
     if not isinstance(v, str):
         raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
     if not 1 <= len(v) <= _ID_MAX:
-        raise Invalid("bad_value", f"field {name!r} must have 1..{_ID_MAX} characters, got {len(v)}")
+        raise Invalid(
+            "bad_value", f"field {name!r} must have 1..{_ID_MAX} characters, got {len(v)}"
+        )
     return v
 
 
@@ -99,7 +101,9 @@ def _number(v: Any, name: str) -> float:
         raise Invalid("bad_type", f"field {name!r} must be a number, got {_kind(v)}")
     f = float(v)
     if not math.isfinite(f):
-        raise Invalid("bad_amount" if name == "amount" else "bad_value", f"field {name!r} is not finite")
+        raise Invalid(
+            "bad_amount" if name == "amount" else "bad_value", f"field {name!r} is not finite"
+        )
     return f
 
 
@@ -110,13 +114,17 @@ def parse_timestamp(v: Any) -> float:
     (1767323045.0, 1767322045.0)
     """
     if isinstance(v, bool):
-        raise Invalid("bad_type", "field 'timestamp' must be an RFC 3339 string or epoch ms, got bool")
+        raise Invalid(
+            "bad_type", "field 'timestamp' must be an RFC 3339 string or epoch ms, got bool"
+        )
     if isinstance(v, int | float):
         if not math.isfinite(v):
             raise Invalid("bad_timestamp", "field 'timestamp' is not finite")
         return float(v) / 1000.0
     if not isinstance(v, str):
-        raise Invalid("bad_type", f"field 'timestamp' must be an RFC 3339 string or epoch ms, got {_kind(v)}")
+        raise Invalid(
+            "bad_type", f"field 'timestamp' must be an RFC 3339 string or epoch ms, got {_kind(v)}"
+        )
     if len(v) > 64:
         raise Invalid("bad_timestamp", "field 'timestamp' is too long")
     try:
@@ -140,7 +148,10 @@ def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: floa
     if "timestamp" not in obj or obj["timestamp"] is None:
         raise Invalid("missing_field", "required field 'timestamp' is missing")
     ts = parse_timestamp(obj["timestamp"])
-    if ts < now - settings.max_event_age.total_seconds() or ts > now + settings.max_future_skew.total_seconds():
+    if (
+        ts < now - settings.max_event_age.total_seconds()
+        or ts > now + settings.max_future_skew.total_seconds()
+    ):
         raise Invalid(
             "timestamp_out_of_range",
             "field 'timestamp' is outside the accepted range "
@@ -191,7 +202,9 @@ def parse_message(
         if value is None or len(value) == 0:
             raise Invalid("empty_value", "message has no value")
         if len(value) > settings.max_message_bytes:
-            raise Invalid("oversize", f"message is {len(value)} bytes, limit {settings.max_message_bytes}")
+            raise Invalid(
+                "oversize", f"message is {len(value)} bytes, limit {settings.max_message_bytes}"
+            )
         try:
             value.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -20,7 +20,9 @@ def stable_hash(text: str) -> int:
     >>> stable_hash("m1") == stable_hash("m1"), stable_hash("m1") == stable_hash("m2")
     (True, False)
     """
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big", signed=True
+    )
 
 
 class RecentSet:
@@ -46,10 +48,8 @@ class RecentSet:
         hashes = self.hashes
         if h in hashes:
             i = hashes.index(h)
-            if ts > self.seen[i]:
-                self.seen[i] = ts
-            if ts < self.first[i]:
-                self.first[i] = ts
+            self.seen[i] = max(self.seen[i], ts)
+            self.first[i] = min(self.first[i], ts)
             return False
         if len(hashes) >= self.cap:
             oldest = self.seen.index(min(self.seen))

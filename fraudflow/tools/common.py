@@ -19,15 +19,24 @@ _BOOL = {"from_beginning", "exit_at_end"}
 
 def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     """``--config`` plus one flag per named setting, documented with its variable and default."""
-    parser.add_argument("--config", type=Path, metavar="FILE", help="settings YAML (env FRAUDFLOW_CONFIG)")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="settings YAML (env FRAUDFLOW_CONFIG)"
+    )
     for name in names:
         _sec, f = FIELDS[name]
         flag = "--" + name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
         shown = "" if f.metadata.get("secret") else f" [default: {_fmt(default)}]"
         help_text = f"{f.metadata.get('doc', '')} (env FRAUDFLOW_{name.upper()}){shown}"
         if name in _BOOL:
-            parser.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=help_text)
+            parser.add_argument(
+                flag, dest=name, action="store_const", const=True, default=None, help=help_text
+            )
         else:
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
 
@@ -45,7 +54,9 @@ def fail(message: str, code: int = 2) -> int:
 
 
 @contextmanager
-def progress(stats: RunStats, enabled: bool, every: float = 2.0, out: TextIO = sys.stderr) -> Iterator[None]:
+def progress(
+    stats: RunStats, enabled: bool, every: float = 2.0, out: TextIO = sys.stderr
+) -> Iterator[None]:
     """Print a progress line every ``every`` seconds while the body runs."""
     stop = threading.Event()
 
@@ -67,7 +78,7 @@ def progress(stats: RunStats, enabled: bool, every: float = 2.0, out: TextIO = s
 def print_summary(stats: RunStats, outputs: dict[str, str], out: TextIO = sys.stdout) -> bool:
     """The end-of-run table; returns whether every record is accounted for."""
     s = stats.snapshot()
-    ok = s["received"] == s["valid"] + s["dead_lettered"]
+    ok: bool = s["received"] == s["valid"] + s["dead_lettered"]
     t = s["tiers"]
     lines = [
         "",
@@ -77,7 +88,8 @@ def print_summary(stats: RunStats, outputs: dict[str, str], out: TextIO = sys.st
         f"  dead-lettered   {s['dead_lettered']:>10,}   {_codes(s['dead_by_code'])}",
         f"  accounted for   {'yes' if ok else 'NO: received != valid + dead-lettered'}",
         f"  late records    {s['late']:>10,}   (scored, flagged, not learned from)",
-        f"  decisions       approve {t['approve']:,} | review {t['review']:,} | block {t['block']:,}",
+        f"  decisions       approve {t['approve']:,} | review {t['review']:,} "
+        f"| block {t['block']:,}",
         f"  alert rate      {(t['review'] + t['block']) / max(s['valid'], 1):.2%}",
         f"  top reasons     {', '.join(f'{c} ({n})' for c, n in s['top_reasons']) or '-'}",
         f"  versions        rules {s['rules_version']} | model {s['model_version']}",
@@ -94,4 +106,11 @@ def _codes(codes: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(codes.items())) if codes else ""
 
 
-__all__ = ["ConfigError", "add_settings_flags", "fail", "print_summary", "progress", "settings_from_args"]
+__all__ = [
+    "ConfigError",
+    "add_settings_flags",
+    "fail",
+    "print_summary",
+    "progress",
+    "settings_from_args",
+]

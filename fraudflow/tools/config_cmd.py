@@ -14,8 +14,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "config",
         help="list settings, or check a settings file",
-        description="Without --check: print every setting (YAML section.name, environment variable, "
-        "default, meaning). With --check FILE: load FILE plus FRAUDFLOW_* variables and report errors.",
+        description="Without --check: print every setting (YAML section.name, environment "
+        "variable, default, meaning). With --check FILE: load FILE plus FRAUDFLOW_* variables "
+        "and report errors.",
     )
     p.add_argument("--check", type=Path, metavar="FILE", help="validate this settings file")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown (docs)")

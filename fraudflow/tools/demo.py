@@ -22,7 +22,14 @@ from fraudflow.config.settings import ConfigError
 from fraudflow.connectors.broker import EmbeddedBroker
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
-from fraudflow.tools.common import add_settings_flags, fail, print_summary, progress, settings_from_args
+from fraudflow.sinks.metrics import start_metrics_server
+from fraudflow.tools.common import (
+    add_settings_flags,
+    fail,
+    print_summary,
+    progress,
+    settings_from_args,
+)
 from fraudflow.tools.evaluate import evaluate, read_jsonl, read_topic, report
 from fraudflow.tools.produce import produce_to_kafka
 
@@ -39,13 +46,19 @@ def register(sub: Any) -> None:
             "report alerts, dead letters and detection quality. Needs no external server."
         ),
     )
-    p.add_argument("--count", type=int, default=50_000, help="valid transactions to generate [50000]")
+    p.add_argument(
+        "--count", type=int, default=50_000, help="valid transactions to generate [50000]"
+    )
     p.add_argument("--users", type=int, default=1000, help="distinct users [1000]")
     p.add_argument("--malformed", type=int, default=200, help="malformed messages mixed in [200]")
-    p.add_argument("--anomaly-rate", type=float, default=0.01, help="share of labelled fraud [0.01]")
+    p.add_argument(
+        "--anomaly-rate", type=float, default=0.01, help="share of labelled fraud [0.01]"
+    )
     p.add_argument("--seed", type=int, default=7, help="generator seed [7]")
     p.add_argument("--partitions", type=int, default=3, help="partitions of the input topic [3]")
-    p.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where outputs go [out/demo]")
+    p.add_argument(
+        "--out-dir", type=Path, default=Path("out/demo"), help="where outputs go [out/demo]"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_settings_flags(p, ("rules", "postgres_dsn", "redis_url", "metrics_port"))
     p.set_defaults(func=main)
@@ -57,7 +70,11 @@ def main(args: argparse.Namespace) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    say = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
         say(f"embedded broker (Tansu) on {broker.bootstrap}")
         try:
@@ -89,8 +106,6 @@ def main(args: argparse.Namespace) -> int:
         say(f"produced {produced.count:,} transactions; running the detection flow ...")
         io = kafka_io(settings)
         if settings.sinks.metrics_port is not None:
-            from fraudflow.sinks.metrics import start_metrics_server
-
             start_metrics_server(settings.sinks.metrics_port)
         flow = build_flow(settings, io)
         with progress(io.stats, enabled=not args.quiet):
@@ -102,15 +117,19 @@ def main(args: argparse.Namespace) -> int:
     ok = print_summary(
         io.stats,
         {
-            "alerts": f"{out / 'alerts.jsonl'} ({len(alerts):,} records, from topic {TOPICS['alerts_topic']})",
-            "dead letters": f"{out / 'dead-letters.jsonl'} ({len(dead):,}, from topic {TOPICS['dlq_topic']})",
+            "alerts": f"{out / 'alerts.jsonl'} ({len(alerts):,} records, "
+            f"from topic {TOPICS['alerts_topic']})",
+            "dead letters": f"{out / 'dead-letters.jsonl'} ({len(dead):,}, "
+            f"from topic {TOPICS['dlq_topic']})",
             "ground truth": str(out / "truth.jsonl"),
         },
     )
     result = evaluate(alerts, read_jsonl(out / "truth.jsonl"))
     print("\ndetection quality against the generator's ground truth")
     print(report(result, []))
-    print(f"\nNext: fraudflow evaluate --alerts {out / 'alerts.jsonl'} --truth {out / 'truth.jsonl'}")
+    print(
+        f"\nNext: fraudflow evaluate --alerts {out / 'alerts.jsonl'} --truth {out / 'truth.jsonl'}"
+    )
     return 0 if ok else 1
 
 

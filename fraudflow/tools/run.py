@@ -13,7 +13,14 @@ import orjson
 from fraudflow.config.settings import ConfigError
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
-from fraudflow.tools.common import add_settings_flags, fail, print_summary, progress, settings_from_args
+from fraudflow.sinks.metrics import start_metrics_server
+from fraudflow.tools.common import (
+    add_settings_flags,
+    fail,
+    print_summary,
+    progress,
+    settings_from_args,
+)
 
 FLAGS = (
     "brokers",
@@ -44,29 +51,42 @@ def register(sub: Any) -> None:
         ),
     )
     add_settings_flags(p, FLAGS)
-    p.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process [1]")
-    p.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in a cluster")
-    p.add_argument("-a", "--addresses", default=None, help="cluster addresses HOST:PORT;HOST:PORT;...")
+    p.add_argument(
+        "-w", "--workers", type=int, default=1, help="worker threads in this process [1]"
+    )
+    p.add_argument(
+        "-i", "--process-id", type=int, default=None, help="this process's index in a cluster"
+    )
+    p.add_argument(
+        "-a", "--addresses", default=None, help="cluster addresses HOST:PORT;HOST:PORT;..."
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    p.add_argument("--summary-json", type=Path, metavar="FILE", help="also write the end-of-run summary as JSON")
+    p.add_argument(
+        "--summary-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the end-of-run summary as JSON",
+    )
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = settings_from_args(args, FLAGS)
         io = kafka_io(settings)
     except ConfigError as exc:
         return fail(str(exc))
     if settings.sinks.metrics_port is not None:
-        from fraudflow.sinks.metrics import start_metrics_server
-
         start_metrics_server(settings.sinks.metrics_port)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     addresses = args.addresses.split(";") if args.addresses else None
     with progress(io.stats, enabled=not args.quiet):
-        run_flow(flow, settings, workers=args.workers, process_id=args.process_id, addresses=addresses)
+        run_flow(
+            flow, settings, workers=args.workers, process_id=args.process_id, addresses=addresses
+        )
     k = settings.kafka
     ok = print_summary(
         io.stats,

@@ -26,7 +26,7 @@ def _wait(check: object, what: str, timeout: float = 30.0) -> None:
         try:
             check()  # type: ignore[operator]
             return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not up yet"
+        except Exception as exc:
             last = exc
             time.sleep(0.5)
     raise RuntimeError(f"{what} did not come up within {timeout}s: {last}")
@@ -49,9 +49,12 @@ def ensure_postgres() -> str:
         pass
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
     if not versions or not shutil.which("pg_ctlcluster"):
-        raise RuntimeError(f"PostgreSQL is not answering at {PG_DSN} and pg_ctlcluster is not installed")
-    subprocess.run(  # noqa: S603
-        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"], check=False  # noqa: S607
+        raise RuntimeError(
+            f"PostgreSQL is not answering at {PG_DSN} and pg_ctlcluster is not installed"
+        )
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
+        check=False,
     )
     _wait(_pg_ok, "PostgreSQL")
     return PG_DSN
@@ -65,12 +68,30 @@ def ensure_redis() -> str:
         pass
     server = shutil.which("redis-server") or next(iter(glob.glob("/usr/bin/redis-server")), None)
     if server is None:
-        raise RuntimeError(f"Redis is not answering at {REDIS_URL} and redis-server is not installed")
+        raise RuntimeError(
+            f"Redis is not answering at {REDIS_URL} and redis-server is not installed"
+        )
     os.makedirs("/var/lib/redis", exist_ok=True)
     os.makedirs("/var/log/redis", exist_ok=True)
-    subprocess.run(  # noqa: S603
-        [server, "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-         "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"],
+    subprocess.run(
+        [
+            server,
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
+        ],
         check=True,
     )
     _wait(_redis_ok, "Redis")

@@ -22,8 +22,15 @@ BAD = 1_000
 
 def read_topic(bootstrap: str, topic: str) -> list[dict[str, object]]:
     """Every record of every partition of ``topic``, to the end."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.partition.eof": True,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "reader",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     parts = c.list_topics(topic, timeout=10).topics[topic].partitions
     c.assign([TopicPartition(topic, p, 0) for p in parts])
     out, eof = [], set()
@@ -38,9 +45,25 @@ def read_topic(bootstrap: str, topic: str) -> list[dict[str, object]]:
 
 
 def run_flow(bootstrap: str, topic: str, alerts: str, dlq: str, summary: Path) -> dict[str, object]:
-    cmd = [sys.executable, "-m", "fraudflow", "run", "--brokers", bootstrap, "--input-topic", topic,
-           "--alerts-topic", alerts, "--dlq-topic", dlq, "--from-beginning", "--exit-at-end", "--quiet",
-           "--summary-json", str(summary)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fraudflow",
+        "run",
+        "--brokers",
+        bootstrap,
+        "--input-topic",
+        topic,
+        "--alerts-topic",
+        alerts,
+        "--dlq-topic",
+        dlq,
+        "--from-beginning",
+        "--exit-at-end",
+        "--quiet",
+        "--summary-json",
+        str(summary),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return orjson.loads(summary.read_bytes())
@@ -50,14 +73,26 @@ def run_flow(bootstrap: str, topic: str, alerts: str, dlq: str, summary: Path) -
 def produced(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     topic = "e2e-transactions"
     truth = tmp_path_factory.mktemp("e2e") / "truth.jsonl"
-    s = produce_to_kafka(broker.bootstrap, topic, COUNT, users=2000, seed=11, anomaly_rate=0.01,
-                         malformed=BAD, partitions=3, truth=truth)
-    assert s.delivery_errors == 0 and s.count == COUNT
+    s = produce_to_kafka(
+        broker.bootstrap,
+        topic,
+        COUNT,
+        users=2000,
+        seed=11,
+        anomaly_rate=0.01,
+        malformed=BAD,
+        partitions=3,
+        truth=truth,
+    )
+    assert s.delivery_errors == 0
+    assert s.count == COUNT
     assert sum(s.malformed.values()) == BAD
     return topic, truth
 
 
-def test_dead_letters_alerts_and_quality(broker: EmbeddedBroker, produced: tuple[str, Path], tmp_path: Path) -> None:
+def test_dead_letters_alerts_and_quality(
+    broker: EmbeddedBroker, produced: tuple[str, Path], tmp_path: Path
+) -> None:
     topic, truth = produced
     summary = run_flow(broker.bootstrap, topic, "e2e-alerts-1", "e2e-dlq-1", tmp_path / "s1.json")
     assert summary["received"] == COUNT + BAD
@@ -68,23 +103,44 @@ def test_dead_letters_alerts_and_quality(broker: EmbeddedBroker, produced: tuple
     assert len(dead) == BAD
     for d in dead:
         err = d["error"]
-        assert isinstance(err, dict) and err["code"] and err["message"]
-        assert isinstance(d["source"], dict) and d["source"]["topic"] == topic
+        assert isinstance(err, dict)
+        assert err["code"]
+        assert err["message"]
+        assert isinstance(d["source"], dict)
+        assert d["source"]["topic"] == topic
 
     alerts = read_topic(broker.bootstrap, "e2e-alerts-1")
     assert alerts
     for a in alerts:
         assert a["tier"] in ("review", "block")
         assert 0.0 <= float(a["score"]) <= 1.0  # type: ignore[arg-type]
-        assert a["reasons"] and a["alert_id"] and a["transaction_id"]
+        assert a["reasons"]
+        assert a["alert_id"]
+        assert a["transaction_id"]
     alerts_file = tmp_path / "alerts.jsonl"
     alerts_file.write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in alerts))
 
     # quality, computed by the repo's own command from the alerts and the ground truth
     ev = subprocess.run(
-        [sys.executable, "-m", "fraudflow", "evaluate", "--alerts", str(alerts_file), "--truth", str(truth),
-         "--min-recall", "0.8", "--max-alert-rate", "0.03", "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "fraudflow",
+            "evaluate",
+            "--alerts",
+            str(alerts_file),
+            "--truth",
+            str(truth),
+            "--min-recall",
+            "0.8",
+            "--max-alert-rate",
+            "0.03",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert ev.returncode == 0, ev.stdout + ev.stderr
 

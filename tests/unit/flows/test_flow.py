@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
@@ -43,13 +42,19 @@ def make_messages(n: int = 600, seed: int = 3) -> list[KafkaSourceMessage[bytes,
         value = orjson.dumps(rec)
         if i % 50 == 7:
             value = b"{broken"
-        msgs.append(KafkaSourceMessage(key=user.encode(), value=value, topic="tx", partition=0, offset=i))
+        msgs.append(
+            KafkaSourceMessage(key=user.encode(), value=value, topic="tx", partition=0, offset=i)
+        )
     # a duplicate of an earlier valid record
-    msgs.append(KafkaSourceMessage(key=msgs[3].key, value=msgs[3].value, topic="tx", partition=0, offset=n))
+    msgs.append(
+        KafkaSourceMessage(key=msgs[3].key, value=msgs[3].value, topic="tx", partition=0, offset=n)
+    )
     return msgs
 
 
-def run(msgs: list[Any], s: Settings, workers: int = 1) -> tuple[list[Decision], list[Decision], list[DeadLetter], FlowIO]:
+def run(
+    msgs: list[Any], s: Settings, workers: int = 1
+) -> tuple[list[Decision], list[Decision], list[DeadLetter], FlowIO]:
     alerts: list[Decision] = []
     decisions: list[Decision] = []
     dead: list[DeadLetter] = []
@@ -64,7 +69,9 @@ def run(msgs: list[Any], s: Settings, workers: int = 1) -> tuple[list[Decision],
     if workers == 1:
         run_main(flow, epoch_interval=timedelta(seconds=1))
     else:
-        cluster_main(flow, [], 0, worker_count_per_proc=workers, epoch_interval=timedelta(seconds=1))
+        cluster_main(
+            flow, [], 0, worker_count_per_proc=workers, epoch_interval=timedelta(seconds=1)
+        )
     return alerts, decisions, dead, io
 
 
@@ -74,7 +81,8 @@ def test_every_record_is_accounted_for() -> None:
     snap = io.stats.snapshot()
     assert snap["received"] == len(msgs)
     assert len(decisions) + len(dead) == len(msgs)
-    assert snap["valid"] == len(decisions) and snap["dead_lettered"] == len(dead)
+    assert snap["valid"] == len(decisions)
+    assert snap["dead_lettered"] == len(dead)
     assert sorted(d.code for d in dead).count("bad_json") == 12
     assert [d.code for d in dead if d.code != "bad_json"] == ["duplicate"]
     assert {a.alert_id for a in alerts} <= {d.alert_id for d in decisions}
@@ -86,9 +94,18 @@ def test_spikes_raise_alerts_with_reasons() -> None:
     spiked = {a.txn.transaction_id for a in alerts if a.txn.amount == 5000.0}
     assert len(spiked) >= 4
     a = next(a for a in alerts if a.txn.amount == 5000.0)
-    assert a.reasons and a.reasons[0].contribution > 0
+    assert a.reasons
+    assert a.reasons[0].contribution > 0
     out = orjson.loads(a.to_json())
-    assert {"alert_id", "transaction_id", "score", "tier", "reasons", "rules_version", "model_version"} <= set(out)
+    assert {
+        "alert_id",
+        "transaction_id",
+        "score",
+        "tier",
+        "reasons",
+        "rules_version",
+        "model_version",
+    } <= set(out)
 
 
 def test_same_input_gives_same_alert_ids_and_scores() -> None:

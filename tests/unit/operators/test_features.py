@@ -19,14 +19,25 @@ T0 = 1_767_225_600.0
 
 
 def txn(i: int, t: float, amount: float = 20.0, **kw: object) -> Transaction:
-    base = dict(transaction_id=f"t{i}", user_id="u1", amount=amount, ts=t, currency="USD",
-                merchant_id="m1", country="DE", device_id="d1", payment_method="card",
-                merchant_category="grocery")
+    base = {
+        "transaction_id": f"t{i}",
+        "user_id": "u1",
+        "amount": amount,
+        "ts": t,
+        "currency": "USD",
+        "merchant_id": "m1",
+        "country": "DE",
+        "device_id": "d1",
+        "payment_method": "card",
+        "merchant_category": "grocery",
+    }
     base.update(kw)
     return Transaction(**base)  # type: ignore[arg-type]
 
 
-def run(txns: list[Transaction], state: UserState | None = None, p: FeatureParams = P) -> tuple[UserState, list[FeatureRow | DeadLetter]]:
+def run(
+    txns: list[Transaction], state: UserState | None = None, p: FeatureParams = P
+) -> tuple[UserState, list[FeatureRow | DeadLetter]]:
     out = []
     for t in txns:
         state, r = user_step(state, t, p)
@@ -46,7 +57,10 @@ def test_every_catalogue_name_is_filled_with_its_type() -> None:
         assert set(f) == set(cat)
         for name, spec in cat.items():
             v = f[name]
-            assert isinstance(v, spec.type) or (spec.type is float and isinstance(v, int)), (name, v)
+            assert isinstance(v, spec.type) or (spec.type is float and isinstance(v, int)), (
+                name,
+                v,
+            )
 
 
 def test_sliding_window_counts_and_sums() -> None:
@@ -77,30 +91,46 @@ def test_late_records_are_flagged_scored_and_not_learned() -> None:
     state, out = run([txn(99, T0 + 3600, amount=5000.0)], state)
     (f,) = rows(out)
     assert f["late"] is True
-    assert state.n == n_before and list(state.ev_ts) == ev_before
+    assert state.n == n_before
+    assert list(state.ev_ts) == ev_before
 
 
 def test_duplicate_transaction_id_is_dead_lettered() -> None:
     _, out = run([txn(1, T0), txn(2, T0 + 5), txn(1, T0 + 9)])
-    assert isinstance(out[2], DeadLetter) and out[2].code == "duplicate"
+    assert isinstance(out[2], DeadLetter)
+    assert out[2].code == "duplicate"
     assert out[2].step == "features"
 
 
 def test_habits_first_use_flags() -> None:
-    _, out = run([txn(0, T0), txn(1, T0 + 60), txn(2, T0 + 120, merchant_id="m2", country="FR", device_id="d9")])
+    _, out = run(
+        [
+            txn(0, T0),
+            txn(1, T0 + 60),
+            txn(2, T0 + 120, merchant_id="m2", country="FR", device_id="d9"),
+        ]
+    )
     f = rows(out)
     assert not any(f[0][k] for k in ("new_merchant", "new_country", "new_device"))  # no history yet
     assert not f[1]["new_merchant"]
-    assert f[2]["new_merchant"] and f[2]["new_country"] and f[2]["new_device"]
+    assert f[2]["new_merchant"]
+    assert f[2]["new_country"]
+    assert f[2]["new_device"]
     assert not f[2]["new_payment_method"]
-    assert f[2]["distinct_merchants_24h"] == 2 and f[2]["distinct_countries_24h"] == 2
+    assert f[2]["distinct_merchants_24h"] == 2
+    assert f[2]["distinct_countries_24h"] == 2
 
 
 def test_amount_spike_scores_after_warmup_only() -> None:
-    _, out = run([txn(i, T0 + 3600 * i, amount=20.0 + i % 3) for i in range(10)] + [txn(10, T0 + 36000 + 60, amount=900.0)])
+    _, out = run(
+        [txn(i, T0 + 3600 * i, amount=20.0 + i % 3) for i in range(10)]
+        + [txn(10, T0 + 36000 + 60, amount=900.0)]
+    )
     f = rows(out)
     assert f[2]["amount_z"] == 0.0  # warm-up
-    assert f[-1]["amount_z"] > 5 and f[-1]["zscore_score"] > 0.8 and f[-1]["iqr_score"] > 0.8
+    assert f[-1]["amount_z"] > 5
+    assert f[-1]["zscore_score"] > 0.8
+    assert f[-1]["iqr_score"] > 0.8
     assert max(r["zscore_score"] for r in f[:-1]) == 0.0
 
 
@@ -114,11 +144,14 @@ def test_unusual_hour_against_the_users_habit() -> None:
     _, out = run([*days, txn(8, T0 + 86400 * 8 + 3 * 3600)])
     f = rows(out)
     assert f[-2]["unusual_hour"] is False
-    assert f[-1]["unusual_hour"] is True and f[-1]["hour"] == 3
+    assert f[-1]["unusual_hour"] is True
+    assert f[-1]["hour"] == 3
 
 
 def test_long_event_time_gap_starts_the_user_afresh() -> None:
-    p = FeatureParams.from_settings(replace(FeatureSettings(), idle_ttl=timedelta(days=1)), ValidationSettings())
+    p = FeatureParams.from_settings(
+        replace(FeatureSettings(), idle_ttl=timedelta(days=1)), ValidationSettings()
+    )
     _, out = run([txn(0, T0), txn(1, T0 + 3 * 86400)], p=p)
     assert rows(out)[1]["txn_count"] == 0
 
@@ -127,7 +160,9 @@ def test_state_is_bounded() -> None:
     p = FeatureParams.from_settings(
         replace(FeatureSettings(), max_events_per_user=50, recent_set_size=8), ValidationSettings()
     )
-    txns = [txn(i, T0 + i, merchant_id=f"m{i}", device_id=f"d{i}", country="DE") for i in range(2000)]
+    txns = [
+        txn(i, T0 + i, merchant_id=f"m{i}", device_id=f"d{i}", country="DE") for i in range(2000)
+    ]
     state, _ = run(txns, p=p)
     assert len(state.ev_ts) == 50
     assert all(len(s.hashes) <= 8 for s in state.sets)
@@ -136,8 +171,14 @@ def test_state_is_bounded() -> None:
 
 
 def test_pickle_round_trip_continues_identically() -> None:
-    first = [txn(i, T0 + 97 * i, amount=10.0 + i, merchant_id=f"m{i % 4}", lat=50.0, lon=8.0 + i / 100) for i in range(30)]
-    rest = [txn(100 + i, T0 + 3000 + 61 * i, amount=30.0 + 7 * i, merchant_id=f"m{i % 6}") for i in range(20)]
+    first = [
+        txn(i, T0 + 97 * i, amount=10.0 + i, merchant_id=f"m{i % 4}", lat=50.0, lon=8.0 + i / 100)
+        for i in range(30)
+    ]
+    rest = [
+        txn(100 + i, T0 + 3000 + 61 * i, amount=30.0 + 7 * i, merchant_id=f"m{i % 6}")
+        for i in range(20)
+    ]
     state, _ = run(first)
     restored = pickle.loads(pickle.dumps(state))
     _, a = run(rest, state)

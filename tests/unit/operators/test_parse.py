@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from types import SimpleNamespace
 
@@ -48,7 +49,9 @@ def test_good_record_becomes_transaction() -> None:
 
 
 def test_epoch_millis_and_default_currency() -> None:
-    t = parse_message(msg(with_(timestamp=int((NOW - 10) * 1000), currency=None)), V, NOW, require_key=True)
+    t = parse_message(
+        msg(with_(timestamp=int((NOW - 10) * 1000), currency=None)), V, NOW, require_key=True
+    )
     assert isinstance(t, Transaction)
     assert t.ts == NOW - 10
     assert t.currency == "USD"
@@ -68,8 +71,16 @@ def test_epoch_millis_and_default_currency() -> None:
         (with_(transaction_id=...), b"u1", "missing_field"),
         (with_(timestamp=...), b"u1", "missing_field"),
         (with_(amount=...), b"u1", "missing_field"),
-        (b'{"transaction_id":"t","user_id":"u1","amount":NaN,"timestamp":"2025-12-31T23:00:00Z"}', b"u1", "bad_json"),
-        (b'{"transaction_id":"t","user_id":"u1","amount":1e999,"timestamp":"2025-12-31T23:00:00Z"}', b"u1", "bad_json"),
+        (
+            b'{"transaction_id":"t","user_id":"u1","amount":NaN,"timestamp":"2025-12-31T23:00:00Z"}',
+            b"u1",
+            "bad_json",
+        ),
+        (
+            b'{"transaction_id":"t","user_id":"u1","amount":1e999,"timestamp":"2025-12-31T23:00:00Z"}',
+            b"u1",
+            "bad_json",
+        ),
         (with_(amount=-0.01), b"u1", "bad_amount"),
         (with_(timestamp="2025-12-31T23:00:00"), b"u1", "naive_timestamp"),
         (with_(timestamp="yesterday"), b"u1", "bad_timestamp"),
@@ -88,7 +99,9 @@ def test_epoch_millis_and_default_currency() -> None:
         (with_(merchant_id=7), b"u1", "bad_type"),
     ],
 )
-def test_bad_records_are_dead_lettered_with_reason(value: bytes | None, key: bytes | None, code: str) -> None:
+def test_bad_records_are_dead_lettered_with_reason(
+    value: bytes | None, key: bytes | None, code: str
+) -> None:
     d = parse_message(msg(value, key), V, NOW, require_key=True)
     assert isinstance(d, DeadLetter), d
     assert d.code == code
@@ -96,7 +109,8 @@ def test_bad_records_are_dead_lettered_with_reason(value: bytes | None, key: byt
     assert d.value == value  # original bytes kept
     assert (d.topic, d.partition, d.offset) == ("tx", 2, 41)
     out = orjson.loads(d.to_json())
-    assert out["error"]["code"] == code and out["error"]["message"]
+    assert out["error"]["code"] == code
+    assert out["error"]["message"]
 
 
 def test_dead_letter_keeps_non_utf8_bytes_as_base64() -> None:
@@ -104,8 +118,6 @@ def test_dead_letter_keeps_non_utf8_bytes_as_base64() -> None:
     assert isinstance(d, DeadLetter)
     out = d.to_dict()
     assert out["value_encoding"] == "base64"
-    import base64
-
     assert base64.b64decode(out["value"]) == b"\xff\x00"
 
 
@@ -128,7 +140,11 @@ def test_any_bytes_give_exactly_one_outcome(raw: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
     max_leaves=8,
 )
@@ -142,7 +158,8 @@ json_values = st.recursive(
             "transaction_id": json_values | st.text(min_size=1, max_size=10),
             "user_id": st.just("u1") | json_values,
             "amount": json_values | st.floats(min_value=0, max_value=1e6),
-            "timestamp": json_values | st.integers(min_value=int((NOW - 1e6) * 1000), max_value=int(NOW * 1000)),
+            "timestamp": json_values
+            | st.integers(min_value=int((NOW - 1e6) * 1000), max_value=int(NOW * 1000)),
             "currency": json_values | st.sampled_from(["USD", "EUR"]),
             "lat": json_values,
             "lon": json_values,
@@ -152,10 +169,16 @@ json_values = st.recursive(
 def test_valid_output_satisfies_the_contract(obj: dict[str, object]) -> None:
     out = parse_message(msg(orjson.dumps(obj)), V, NOW, require_key=True)
     if isinstance(out, Transaction):
-        assert isinstance(out.transaction_id, str) and 1 <= len(out.transaction_id) <= 128
+        assert isinstance(out.transaction_id, str)
+        assert 1 <= len(out.transaction_id) <= 128
         assert out.user_id == "u1"
-        assert math.isfinite(out.amount) and out.amount >= 0
-        assert NOW - V.max_event_age.total_seconds() <= out.ts <= NOW + V.max_future_skew.total_seconds()
+        assert math.isfinite(out.amount)
+        assert out.amount >= 0
+        assert (
+            NOW - V.max_event_age.total_seconds()
+            <= out.ts
+            <= NOW + V.max_future_skew.total_seconds()
+        )
         assert (out.lat is None) == (out.lon is None)
     else:
         assert out.code in ERROR_CODES

@@ -1,0 +1,29 @@
+"""What a flow reads from and writes to; everything between is the same flow."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from fraudflow.flows.stats import RunStats
+from fraudflow.records import DeadLetter, Decision
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class FlowIO:
+    """The source, the sinks, the clock used for validation, and the run counters."""
+
+    source: Source[Any]
+    alerts: Sink[Decision]
+    dead_letters: Sink[DeadLetter]
+    decisions: Sequence[tuple[str, Sink[Decision]]] = ()
+    require_key: bool = True  # Kafka keys must equal user_id; files have no keys
+    clock: Clock = time.time
+    stats: RunStats = field(default_factory=RunStats)
