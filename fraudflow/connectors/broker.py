@@ -57,6 +57,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
+        self._wait_for_port(deadline)
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         while True:
             if self._proc.poll() is not None:
@@ -74,6 +75,17 @@ class EmbeddedBroker:
                     )
                     raise RuntimeError(msg) from None
                 time.sleep(0.1)
+
+    def _wait_for_port(self, deadline: float) -> None:
+        """Wait until the port accepts connections, so the client logs no refusals."""
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                return  # the loop in start() reports the exit
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
