@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fraudflow.connectors.broker import EmbeddedBroker
-from tests.support.system import ensure_postgres, ensure_redis
+from tests.support.system import ensure_postgres, ensure_redis, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +34,10 @@ def postgres_dsn() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return ensure_redis()
+
+
+@pytest.fixture
+def database(postgres_dsn: str) -> Iterator[str]:
+    """DSN of a fresh database for one test, dropped afterwards."""
+    with fresh_database(postgres_dsn) as dsn:
+        yield dsn

@@ -92,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
         io.stats,
         {"alerts": f"kafka topic {k.alerts_topic}", "dead letters": f"kafka topic {k.dlq_topic}"},
         out=sys.stdout,
+        cluster=addresses is not None and len(addresses) > 1,
     )
     if args.summary_json is not None:
         args.summary_json.write_bytes(orjson.dumps(io.stats.snapshot()))

@@ -11,6 +11,9 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import redis
@@ -96,3 +99,16 @@ def ensure_redis() -> str:
     )
     _wait(_redis_ok, "Redis")
     return REDIS_URL
+
+
+@contextmanager
+def fresh_database(server_dsn: str) -> Iterator[str]:
+    """A new, empty database on the server of ``server_dsn``, dropped afterwards."""
+    name = f"fraudflow_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as c:
+        c.execute(f'create database "{name}"')
+    try:
+        yield f"{server_dsn.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as c:
+            c.execute(f'drop database if exists "{name}" with (force)')
