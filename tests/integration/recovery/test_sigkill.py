@@ -27,8 +27,8 @@ COUNT = 30_000
 def flow_cmd(bootstrap: str, topic: str, alerts: str, dsn: str, recovery: Path | None) -> list[str]:
     cmd = [
         sys.executable, "-m", "fraudflow", "run", "--brokers", bootstrap, "--input-topic", topic,
-        "--alerts-topic", alerts, "--dlq-topic", f"{alerts}-dlq", "--from-beginning", "--exit-at-end",
-        "--quiet", "--postgres-dsn", dsn,
+        "--alerts-topic", alerts, "--dlq-topic", f"{alerts}-dlq", "--from-beginning",
+        "--exit-at-end", "--quiet", "--postgres-dsn", dsn,
     ]  # fmt: skip
     if recovery is not None:
         cmd += ["--recovery-dir", str(recovery), "--snapshot-interval", "1s"]
@@ -61,7 +61,7 @@ def test_sigkill_and_restart_gives_the_uninterrupted_alerts(
         cmd = flow_cmd(broker.bootstrap, topic, f"{topic}-a2", crash_db, recovery)
         kills = 0
         for _ in range(3):
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(2.0, 4.5))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
@@ -96,7 +96,7 @@ def test_two_process_cluster_gives_the_one_process_alerts(
         addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
         base = flow_cmd(broker.bootstrap, topic, f"{topic}-two", two_db, None)
         procs = [
-            subprocess.Popen(  # noqa: S603
+            subprocess.Popen(
                 [*base, "--process-id", str(i), "--addresses", addresses],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
