@@ -101,7 +101,7 @@ def test_two_process_cluster_gives_the_one_process_alerts(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
             for i in range(2)
         ]
         for p in procs:
