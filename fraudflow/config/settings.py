@@ -163,6 +163,7 @@ class SinkSettings:
     )
     metrics_port: int | None = _opt(None, "serve Prometheus /metrics on this port")
     profile_ttl: timedelta = _opt(timedelta(days=7), "TTL of a user's Redis profile hash")
+    redis_key_prefix: str = _opt("fraudflow:profile:", "Redis key of a profile: prefix + user_id")
     sink_retry_limit: timedelta = _opt(timedelta(seconds=60), "sinks retry a down store this long")
 
 

@@ -33,9 +33,10 @@ def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
             log.info("applied PostgreSQL migrations: %s", ", ".join(applied))
         sinks.append(("postgres", PostgresSink(s.postgres_dsn, retry_limit=s.sink_retry_limit)))
     if s.redis_url is not None:
-        sinks.append(
-            ("redis", RedisProfileSink(s.redis_url, s.profile_ttl, retry_limit=s.sink_retry_limit))
+        sink = RedisProfileSink(
+            s.redis_url, s.profile_ttl, s.sink_retry_limit, key_prefix=s.redis_key_prefix
         )
+        sinks.append(("redis", sink))
     return sinks
 
 
