@@ -1,7 +1,8 @@
 """Half-Space Trees over scaled features, sharded so the model scales out.
 
-Each shard (an input partition, see flows/detection.py) has one river
-``HalfSpaceTrees`` seeded from the global seed and the shard number, kept in
+Each shard (an input partition, see flows/detection.py) has one
+Half-Space Trees model (river's trees, scored a batch at a time, see
+hst_numpy.py) seeded from the global seed and the shard number, kept in
 the shard's keyed, snapshotted state. The number of workers changes neither
 which shard a record goes to nor the order it sees records in. Every record
 is scored before it is learned from.
@@ -17,9 +18,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from river.anomaly import HalfSpaceTrees
+import numpy as np
 
 from fraudflow.config.settings import ModelSettings
+from fraudflow.operators.hst_numpy import BatchHalfSpaceTrees
 from fraudflow.records import FeatureRow
 
 # the inputs, each scaled into [0, 1] as HalfSpaceTrees expects
@@ -62,10 +64,15 @@ def calibrated(raw_z: float) -> float:
 
 
 class HstShard:
-    """One shard's model plus the running statistics of its raw scores."""
+    """One shard's model plus the running statistics of its raw scores.
+
+    The model is :class:`BatchHalfSpaceTrees`, which scores a whole batch
+    with numpy and equals river's ``HalfSpaceTrees`` record for record.
+    """
 
     def __init__(self, shard: int, m: ModelSettings) -> None:
-        self.model = HalfSpaceTrees(
+        self.model = BatchHalfSpaceTrees(
+            HST_INPUTS,
             n_trees=m.hst_trees,
             height=m.hst_height,
             window_size=m.hst_window,
@@ -77,18 +84,19 @@ class HstShard:
         self.m2 = 0.0
 
     def score_and_learn(self, rows: Sequence[FeatureRow]) -> None:
-        """Set ``hst_score`` on each row (score first), then learn from it."""
-        model = self.model
-        for row in rows:
-            x = hst_inputs(row.features)
-            raw = model.score_one(x)
+        """Set ``hst_score`` on each row (each scored before it is learned)."""
+        names = self.model.features
+        x = np.array([[d[k] for k in names] for d in (hst_inputs(r.features) for r in rows)])
+        raws = self.model.score_then_learn(x).tolist()
+        seen, mean, m2, warmup = self.seen, self.mean, self.m2, self.warmup
+        for row, raw in zip(rows, raws, strict=True):
             score = 0.0
-            if self.seen >= self.warmup and self.seen > 1:
-                std = math.sqrt(self.m2 / (self.seen - 1)) or 1.0
-                score = calibrated((raw - self.mean) / std)
+            if seen >= warmup and seen > 1:
+                std = math.sqrt(m2 / (seen - 1)) or 1.0
+                score = calibrated((raw - mean) / std)
             row.features["hst_score"] = score
-            model.learn_one(x)
-            self.seen += 1
-            delta = raw - self.mean
-            self.mean += delta / self.seen
-            self.m2 += delta * (raw - self.mean)
+            seen += 1
+            delta = raw - mean
+            mean += delta / seen
+            m2 += delta * (raw - mean)
+        self.seen, self.mean, self.m2 = seen, mean, m2
