@@ -43,7 +43,7 @@ def _wait_until(check: object, what: str, timeout: float = 30.0) -> None:
         try:
             check()  # type: ignore[operator]
             return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not up yet"
+        except Exception as exc:
             last = exc
             time.sleep(0.1)
     raise RuntimeError(f"{what} did not come up within {timeout}s: {last}")
@@ -78,7 +78,7 @@ class PrivatePostgres:
 
     def _run(self, *args: str) -> None:
         cmd = [*self._as_user, str(self._bindir / args[0]), *args[1:]]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"{' '.join(args[:1])} failed: {res.stderr.strip()}\n{tail}")
@@ -88,15 +88,26 @@ class PrivatePostgres:
             pw = pwd.getpwnam("postgres")
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-            "--no-sync", "--no-instructions", "-E", "UTF8", "--locale=C",
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "--no-instructions",
+            "-E",
+            "UTF8",
+            "--locale=C",
         )
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
+        # fsync=off survives a server crash (not an OS crash); synchronous_commit
+        # stays on, else an immediate stop would lose acknowledged commits.
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=40"
+            " -c full_page_writes=off -c max_connections=40"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
         _wait_until(self._ping, "private PostgreSQL")
@@ -141,14 +152,30 @@ class PrivateRedis:
         if not os.path.exists(server):
             raise RuntimeError("redis-server is not installed")
         self._cmd = [
-            server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(root),
-            "--logfile", str(root / "redis.log"), "--daemonize", "no",
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            str(root),
+            "--logfile",
+            str(root / "redis.log"),
+            "--daemonize",
+            "no",
         ]
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
-        self._proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        self._proc = subprocess.Popen(
+            self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         _wait_until(self._ping, "private Redis")
 
     def stop(self) -> None:
@@ -176,8 +203,8 @@ def private_redis() -> Iterator[PrivateRedis]:
         r.start()
         yield r
     finally:
-        if r._proc is not None:  # noqa: SLF001 - our own handle
+        if r._proc is not None:
             with contextlib.suppress(Exception):
-                r._proc.kill()  # noqa: SLF001
-                r._proc.wait(timeout=10)  # noqa: SLF001
+                r._proc.kill()
+                r._proc.wait(timeout=10)
         shutil.rmtree(root, ignore_errors=True)

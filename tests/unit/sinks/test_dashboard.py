@@ -68,7 +68,9 @@ def test_expected_panels_with_unique_ids_on_the_grid(dash: dict[str, Any]) -> No
     assert len(ids) == len(set(ids))
     for p in dash["panels"]:
         g = p["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0, p["title"]
+        assert g["x"] >= 0, p["title"]
+        assert g["x"] + g["w"] <= 24, p["title"]
+        assert g["h"] > 0, p["title"]
 
 
 def test_every_query_names_its_datasource_variable(dash: dict[str, Any]) -> None:

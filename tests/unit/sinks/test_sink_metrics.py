@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.request
+
+from prometheus_client import REGISTRY as DEFAULT
 from prometheus_client import generate_latest
 
 from fraudflow.records import DeadLetter
 from fraudflow.sinks import metrics
+from tests.support.services import free_port
 from tests.unit.sinks.factory import make_decision, ts
 
 V = metrics.value
@@ -45,7 +49,10 @@ def test_empty_batch_changes_nothing() -> None:
     lag = V("fraudflow_event_time_lag_seconds")
     valid = V("fraudflow_records_valid_total")
     metrics.observe_decisions([], 0.0)
-    assert (V("fraudflow_event_time_lag_seconds"), V("fraudflow_records_valid_total")) == (lag, valid)
+    assert (V("fraudflow_event_time_lag_seconds"), V("fraudflow_records_valid_total")) == (
+        lag,
+        valid,
+    )
 
 
 def test_received_dead_letters_batches_users() -> None:
@@ -85,21 +92,15 @@ def test_sink_error_retry_and_write() -> None:
 
 
 def test_registry_is_not_the_global_default() -> None:
-    from prometheus_client import REGISTRY as DEFAULT
-
     assert metrics.REGISTRY is not DEFAULT
     assert DEFAULT.get_sample_value("fraudflow_records_received_total") is None
 
 
 def test_metrics_server_serves_the_registry() -> None:
-    import urllib.request
-
-    from tests.support.services import free_port
-
     port = free_port()
     metrics.start_metrics_server(port, addr="127.0.0.1")
     metrics.observe_received(1)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         body = resp.read().decode()
     assert "fraudflow_records_received_total" in body
     assert "python_gc_objects_collected_total" not in body  # not the default registry

@@ -46,8 +46,15 @@ def flaky(failures: int, exc: BaseException) -> tuple[list[int], object]:
 
 def retrier(t: FakeTime, limit: float, sink: str = "unit", seed: int = 0) -> Retrier:
     return Retrier(
-        sink, timedelta(seconds=limit), (ConnectionError,), ("s3cret-pw",),
-        base=0.1, cap=1.0, seed=seed, clock=t.clock, sleep=t.sleep,
+        sink,
+        timedelta(seconds=limit),
+        (ConnectionError,),
+        ("s3cret-pw",),
+        base=0.1,
+        cap=1.0,
+        seed=seed,
+        clock=t.clock,
+        sleep=t.sleep,
     )
 
 

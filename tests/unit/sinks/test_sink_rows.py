@@ -21,11 +21,25 @@ def test_decision_row_follows_the_write_columns() -> None:
     assert row["rule_ids"] == ["R1", "R2"]
     assert row["tier"] == "block"
     assert row["reasons"] == [r.to_dict() for r in d.reasons]
-    assert (row["source_topic"], row["source_partition"], row["source_offset"]) == ("transactions", 0, 3)
+    assert (row["source_topic"], row["source_partition"], row["source_offset"]) == (
+        "transactions",
+        0,
+        3,
+    )
     # everything the alert JSON carries about the transaction is stored
     alert = d.to_dict()
-    for key in ("transaction_id", "user_id", "amount", "currency", "merchant_id", "country",
-                "tier", "rules_version", "model_version", "late"):
+    for key in (
+        "transaction_id",
+        "user_id",
+        "amount",
+        "currency",
+        "merchant_id",
+        "country",
+        "tier",
+        "rules_version",
+        "model_version",
+        "late",
+    ):
         assert row[key] == alert[key], key
 
 
@@ -46,7 +60,9 @@ def test_a_decision_from_a_file_has_no_source_position() -> None:
         ("2024-03-01T01:00:00+05:00", (2024, 2), "alerts_p2024_02", "2024-02-01", "2024-03-01"),
     ],
 )
-def test_months_and_partitions(when: str, month: tuple[int, int], name: str, lo: str, hi: str) -> None:
+def test_months_and_partitions(
+    when: str, month: tuple[int, int], name: str, lo: str, hi: str
+) -> None:
     assert month_start(ts(when)) == month
     assert partition_name("alerts", *month) == name
     start, end = month_bounds(*month)
@@ -55,8 +71,10 @@ def test_months_and_partitions(when: str, month: tuple[int, int], name: str, lo:
 
 
 def test_months_of_a_batch() -> None:
-    batch = [make_decision(i, at=a) for i, a in enumerate(
-        ["2023-12-31T23:00:00", "2024-01-01T00:00:00", "2024-01-15T00:00:00"])]
+    batch = [
+        make_decision(i, at=a)
+        for i, a in enumerate(["2023-12-31T23:00:00", "2024-01-01T00:00:00", "2024-01-15T00:00:00"])
+    ]
     assert months_of(batch) == {(2023, 12), (2024, 1)}
 
 
