@@ -108,3 +108,41 @@ def test_two_process_cluster_gives_the_one_process_alerts(
             _out, err = p.communicate(timeout=600)
             assert p.returncode == 0, err[-3000:]
         assert alerts_in(two_db) == alerts_in(one_db)
+
+
+def test_resume_with_more_processes_on_the_same_recovery_store(
+    broker: EmbeddedBroker, postgres_dsn: str, topic: str, tmp_path: Path
+) -> None:
+    """Bytewax rescales on resume: state snapshotted by one process is picked up by two."""
+    produce_to_kafka(
+        broker.bootstrap, topic, 20_000, users=600, seed=13, malformed=10, partitions=4
+    )
+    with fresh_database(postgres_dsn) as plain_db, fresh_database(postgres_dsn) as crash_db:
+        done = subprocess.run(
+            flow_cmd(broker.bootstrap, topic, f"{topic}-p", plain_db, None),
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+        recovery = tmp_path / "recovery"
+        cmd = flow_cmd(broker.bootstrap, topic, f"{topic}-c", crash_db, recovery)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(3.0)
+        assert proc.poll() is None, "the flow finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+        addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
+        procs = [
+            subprocess.Popen(
+                [*cmd, "--process-id", str(i), "--addresses", addresses],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        for p in procs:
+            _out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-3000:]
+        assert alerts_in(crash_db) == alerts_in(plain_db)
