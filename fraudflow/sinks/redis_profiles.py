@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
@@ -73,8 +74,10 @@ PROFILE_FIELDS = {
     "schema": "profile layout version (1)",
 }
 
-# KEYS[1] profile key; ARGV: event ts, decision id, ttl ms, then field/value pairs.
-# Writes when (ts, id) >= the stored pair; returns 1 if written, 0 if older.
+# KEYS[1] profile key; ARGV: event ts, decision id, ttl ms, and the field/value
+# pairs as one JSON array of strings (one argument: redis-py packs each argument
+# in Python, which cost more than Redis itself). Writes when (ts, id) >= the
+# stored pair; returns 1 if written, 0 if older.
 _UPSERT = """
 local cur = redis.call('HMGET', KEYS[1], 'last_event_ts', 'last_decision_id')
 if cur[1] then
@@ -83,7 +86,7 @@ if cur[1] then
     return 0
   end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(cjson.decode(ARGV[4])))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
@@ -160,9 +163,13 @@ class _RedisPartition(StatelessSinkPartition[Decision]):
         pipe = self._client.pipeline(transaction=False)
         for d in latest:
             fields = profile_fields(d)
-            args: list[str | int] = [fields["last_event_ts"], d.alert_id, self._ttl_ms]
-            for k, v in fields.items():
-                args += [k, v]
+            pairs = [x for kv in fields.items() for x in kv]
+            args: list[str | int | bytes] = [
+                fields["last_event_ts"],
+                d.alert_id,
+                self._ttl_ms,
+                orjson.dumps(pairs),
+            ]
             self._script(keys=[self._prefix + d.txn.user_id], args=args, client=pipe)
         return pipe.execute()
 
