@@ -9,39 +9,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from fraudflow.connectors.broker import EmbeddedBroker
+from fraudflow.tools.evaluate import read_topic
 from fraudflow.tools.produce import produce_to_kafka
 
 pytestmark = pytest.mark.integration
 
 COUNT = 100_000
 BAD = 1_000
-
-
-def read_topic(bootstrap: str, topic: str) -> list[dict[str, object]]:
-    """Every record of every partition of ``topic``, to the end."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "reader",
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
-    out, eof = [], set()
-    while len(eof) < len(parts):
-        for m in c.consume(1000, 2.0):
-            if m.error():
-                eof.add(m.partition())
-            else:
-                out.append(orjson.loads(m.value()))
-    c.close()
-    return out
 
 
 def run_flow(bootstrap: str, topic: str, alerts: str, dlq: str, summary: Path) -> dict[str, object]:

@@ -35,6 +35,23 @@ def flow_cmd(bootstrap: str, topic: str, alerts: str, dsn: str, recovery: Path |
     return cmd
 
 
+def run_cluster(cmd: list[str], processes: int) -> None:
+    """Run ``cmd`` as a cluster of processes on loopback and wait for all of them."""
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--process-id", str(i), "--addresses", addresses],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    for p in procs:
+        _out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+
+
 def alerts_in(dsn: str) -> dict[str, tuple[float, str]]:
     with psycopg.connect(dsn) as c:
         rows = c.execute("select alert_id, score, tier from alerts").fetchall()
@@ -92,21 +109,7 @@ def test_two_process_cluster_gives_the_one_process_alerts(
         )  # fmt: skip
         assert one.returncode == 0, one.stderr[-3000:]
 
-        ports = [free_port(), free_port()]
-        addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
-        base = flow_cmd(broker.bootstrap, topic, f"{topic}-two", two_db, None)
-        procs = [
-            subprocess.Popen(
-                [*base, "--process-id", str(i), "--addresses", addresses],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(2)
-        ]
-        for p in procs:
-            _out, err = p.communicate(timeout=600)
-            assert p.returncode == 0, err[-3000:]
+        run_cluster(flow_cmd(broker.bootstrap, topic, f"{topic}-two", two_db, None), 2)
         assert alerts_in(two_db) == alerts_in(one_db)
 
 
@@ -132,17 +135,5 @@ def test_resume_with_more_processes_on_the_same_recovery_store(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
-        addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
-        procs = [
-            subprocess.Popen(
-                [*cmd, "--process-id", str(i), "--addresses", addresses],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(2)
-        ]
-        for p in procs:
-            _out, err = p.communicate(timeout=600)
-            assert p.returncode == 0, err[-3000:]
+        run_cluster(cmd, 2)
         assert alerts_in(crash_db) == alerts_in(plain_db)
