@@ -18,35 +18,16 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import redis
 
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_until(check: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            check()  # type: ignore[operator]
-            return
-        except Exception as exc:
-            last = exc
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not come up within {timeout}s: {last}")
+from fraudflow.connectors.broker import free_port
+from tests.support.system import wait_until
 
 
 def pg_bindir() -> Path:
@@ -110,7 +91,7 @@ class PrivatePostgres:
             " -c full_page_writes=off -c max_connections=40"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
-        _wait_until(self._ping, "private PostgreSQL")
+        wait_until(self._ping, "private PostgreSQL")
 
     def stop(self, mode: str = "immediate") -> None:
         """Stop the server (``immediate`` drops connections at once, like a crash)."""
@@ -176,7 +157,7 @@ class PrivateRedis:
         self._proc = subprocess.Popen(
             self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        _wait_until(self._ping, "private Redis")
+        wait_until(self._ping, "private Redis")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM: it flushes the append-only file, then exits)."""

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -22,16 +22,17 @@ PG_DSN = os.environ.get("FRAUDFLOW_TEST_PG_DSN", "postgresql://postgres@127.0.0.
 REDIS_URL = os.environ.get("FRAUDFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _wait(check: object, what: str, timeout: float = 30.0) -> None:
+def wait_until(check: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    """Call ``check`` until it stops raising; fail loudly after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            check()  # type: ignore[operator]
+            check()
             return
         except Exception as exc:
             last = exc
-            time.sleep(0.5)
+            time.sleep(0.1)
     raise RuntimeError(f"{what} did not come up within {timeout}s: {last}")
 
 
@@ -59,7 +60,7 @@ def ensure_postgres() -> str:
         ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
         check=False,
     )
-    _wait(_pg_ok, "PostgreSQL")
+    wait_until(_pg_ok, "PostgreSQL")
     return PG_DSN
 
 
@@ -97,7 +98,7 @@ def ensure_redis() -> str:
         ],
         check=True,
     )
-    _wait(_redis_ok, "Redis")
+    wait_until(_redis_ok, "Redis")
     return REDIS_URL
 
 
