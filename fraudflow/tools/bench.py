@@ -704,11 +704,8 @@ class Bench:
         err = (self.work / f"stderr-{tag}.txt").open("wb")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)  # noqa: S603
         try:
-            with (
-                TopicWatcher(self.bootstrap, f"bench-dlq-{tag}", c.partitions) as dlq,
-                TopicWatcher(self.bootstrap, f"bench-alerts-{tag}", c.partitions) as alerts,
-            ):
-                # readiness: a non-JSON probe must come back on the dead-letter topic
+            # readiness: a non-JSON probe must come back on the dead-letter topic
+            with TopicWatcher(self.bootstrap, f"bench-dlq-{tag}", c.partitions) as dlq:
                 t_start = time.time()
                 producer.produce(topic, value=b"bench readiness probe", key=b"probe")
                 producer.flush(10)
@@ -717,6 +714,7 @@ class Bench:
                         raise RuntimeError("latency: the flow did not come up (see stderr file)")
                     time.sleep(0.01)
                 ready_s = time.time() - t_start
+            with TopicWatcher(self.bootstrap, f"bench-alerts-{tag}", c.partitions) as alerts:
                 t0 = time.perf_counter()
                 i = 0
                 while i < count:
