@@ -24,6 +24,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
 from fraudflow.config.settings import ModelSettings, Settings, load_settings
+from fraudflow.flows import routing
 from fraudflow.flows.io import FlowIO
 from fraudflow.flows.stats import RunStats
 from fraudflow.flows.wiring import kafka_io
@@ -127,8 +128,8 @@ def _is_row(x: FeatureRow | DeadLetter) -> TypeGuard[FeatureRow]:
 
 
 def shard_key(txn: Transaction) -> str:
-    """The shard of a record: its input partition."""
-    return f"{txn.topic}#{txn.partition}"
+    """The shard of a record: its input partition (keyed to spread over workers)."""
+    return routing.shard_key(txn.topic, txn.partition)
 
 
 def _shard_number(txn: Transaction) -> int:
