@@ -1,0 +1,1 @@
+"""Backtest maths and reports: pure functions over replayed scores and labels."""
