@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "fraudflow.tools.run",
     "fraudflow.tools.produce",
     "fraudflow.tools.evaluate",
+    "fraudflow.tools.backtest",
     "fraudflow.tools.bench",
     "fraudflow.rules.cli",
     "fraudflow.tools.config_cmd",

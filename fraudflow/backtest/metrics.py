@@ -41,7 +41,7 @@ def _steps(y: IntArray, score: FloatArray) -> tuple[FloatArray, FloatArray, Floa
 
 def roc_curve(y: npt.ArrayLike, score: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """(false-positive rate, true-positive rate), starting at (0, 0)."""
-    ya, sa = _arrays(y, score)  # type: ignore[arg-type]
+    ya, sa = _arrays(y, score)
     _thr, tps, fps = _steps(ya, sa)
     pos, neg = tps[-1] if tps.size else 0.0, fps[-1] if fps.size else 0.0
     tpr = np.r_[0.0, tps / pos] if pos else np.r_[0.0, np.zeros_like(tps)]
@@ -55,7 +55,7 @@ def roc_auc(y: npt.ArrayLike, score: npt.ArrayLike) -> float | None:
     >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     """
-    ya, sa = _arrays(y, score)  # type: ignore[arg-type]
+    ya, sa = _arrays(y, score)
     pos = int(ya.sum())
     neg = ya.size - pos
     if pos == 0 or neg == 0:
@@ -66,7 +66,7 @@ def roc_auc(y: npt.ArrayLike, score: npt.ArrayLike) -> float | None:
 
 def pr_curve(y: npt.ArrayLike, score: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """(recall, precision) at each distinct score, from the highest score down."""
-    ya, sa = _arrays(y, score)  # type: ignore[arg-type]
+    ya, sa = _arrays(y, score)
     _thr, tps, fps = _steps(ya, sa)
     pos = tps[-1] if tps.size else 0.0
     precision = tps / np.maximum(tps + fps, 1.0)
@@ -80,7 +80,7 @@ def average_precision(y: npt.ArrayLike, score: npt.ArrayLike) -> float | None:
     >>> average_precision([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.8333333333333333
     """
-    ya, _sa = _arrays(y, score)  # type: ignore[arg-type]
+    ya, _sa = _arrays(y, score)
     if not ya.any():
         return None
     recall, precision = pr_curve(y, score)
@@ -93,14 +93,14 @@ def _ranked(score: FloatArray) -> IntArray:
 
 def precision_at_k(y: npt.ArrayLike, score: npt.ArrayLike, k: int) -> float | None:
     """Share of frauds among the ``k`` highest scores (fewer if there are fewer rows)."""
-    ya, sa = _arrays(y, score)  # type: ignore[arg-type]
+    ya, sa = _arrays(y, score)
     top = _ranked(sa)[:k]
     return float(ya[top].mean()) if top.size else None
 
 
 def recall_at_k(y: npt.ArrayLike, score: npt.ArrayLike, k: int) -> float | None:
     """Share of all frauds that are among the ``k`` highest scores."""
-    ya, sa = _arrays(y, score)  # type: ignore[arg-type]
+    ya, sa = _arrays(y, score)
     pos = int(ya.sum())
     return float(ya[_ranked(sa)[:k]].sum() / pos) if pos else None
 
@@ -192,7 +192,7 @@ def card_precision_at_k(
     is frauded that day when any of their transactions that day is label 1.
     Days with fewer than ``k`` users rank all of them.
     """
-    ya, sa = _arrays(y, score)  # type: ignore[arg-type]
+    ya, sa = _arrays(y, score)
     risk: dict[str, dict[str, tuple[float, int]]] = {}
     for i, (u, d) in enumerate(zip(users, days, strict=True)):
         day = risk.setdefault(d, {})
@@ -248,6 +248,7 @@ class Metrics:
 def compute(
     y: Sequence[int],
     score: Sequence[float],
+    *,
     tiers: Sequence[str],
     rules: Sequence[Sequence[str]],
     users: Sequence[str],

@@ -1,0 +1,205 @@
+"""``--report DIR``: report.md (plots as PNG files beside it) and a self-contained report.html.
+
+Plots are drawn with matplotlib's Agg backend (no display needed); the HTML
+embeds them as base64 so it can be mailed or attached as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import orjson
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fraudflow.backtest.metrics import Confusion, Metrics, pr_curve, roc_curve
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def _fmt(x: float | int | None) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:.4f}"
+
+
+def _rates(c: Confusion) -> list[str]:
+    return [_fmt(c.precision), _fmt(c.recall), _fmt(c.f1)]
+
+
+def tables(m: Metrics) -> dict[str, Table]:
+    """The report's tables as (header, rows), shared by Markdown and HTML."""
+    out: dict[str, Table] = {
+        "Summary": (
+            ["metric", "value"],
+            [
+                ["labelled transactions", _fmt(m.transactions)],
+                ["frauds", _fmt(m.frauds)],
+                ["alert rate (tier >= review)", _fmt(m.alert_rate)],
+                ["ROC AUC", _fmt(m.roc_auc)],
+                ["average precision", _fmt(m.average_precision)],
+                ["mean card precision@100 per day", _fmt(m.mean_card_precision)],
+            ],
+        ),
+        "Tiers": (
+            ["threshold", "flagged", "true positives", "precision", "recall", "F1"],
+            [
+                [name, *(_fmt(v) for v in (c.flagged, c.true_positives)), *_rates(c)]
+                for name, c in (("review or block", m.review), ("block", m.block))
+            ],
+        ),
+        "Top K": (
+            ["K", "precision@K", "recall@K"],
+            [[str(k), _fmt(m.precision_at[k]), _fmt(m.recall_at[k])] for k in m.precision_at],
+        ),
+        "Rules": (
+            ["rule", "hits", "fraud hits", "precision", "frauds only this rule hit"],
+            [
+                [rid, _fmt(s.hits), _fmt(s.fraud_hits), _fmt(s.precision), _fmt(s.only_this_rule)]
+                for rid, s in m.rules.items()
+            ],
+        ),
+        "Per day": (
+            ["day", "alerts", "card precision@100"],
+            [
+                [d, _fmt(m.alerts_per_day.get(d, 0)), _fmt(m.card_precision_at_100.get(d))]
+                for d in sorted(set(m.alerts_per_day) | set(m.card_precision_at_100))
+            ],
+        ),
+    }
+    return out
+
+
+def plots(m: Metrics, y: Sequence[int], score: Sequence[float]) -> dict[str, bytes]:
+    """PNG bytes by file name: PR curve, ROC curve, alerts per day, score histogram by label."""
+    ya = np.asarray(y, dtype=np.int64)
+    sa = np.asarray(score, dtype=np.float64)
+    out: dict[str, bytes] = {}
+
+    def save(name: str, fig: Figure) -> None:
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+        plt.close(fig)
+        out[name] = buf.getvalue()
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if ya.size:
+        recall, precision = pr_curve(ya, sa)
+        ax.step(recall, precision, where="post")
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        title=f"Precision-recall (AP {_fmt(m.average_precision)})",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    save("pr_curve.png", fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if ya.size:
+        fpr, tpr = roc_curve(ya, sa)
+        ax.plot(fpr, tpr)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set(
+        xlabel="false-positive rate",
+        ylabel="true-positive rate",
+        title=f"ROC (AUC {_fmt(m.roc_auc)})",
+    )
+    save("roc_curve.png", fig)
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    days = list(m.alerts_per_day)
+    ax.bar(range(len(days)), list(m.alerts_per_day.values()))
+    step = max(1, len(days) // 12)
+    ax.set_xticks(range(0, len(days), step), days[::step], rotation=45, ha="right")
+    ax.set(ylabel="alerts", title="Alerts per day (tier >= review)")
+    save("alerts_per_day.png", fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(0.0, max(1.0, float(sa.max()) if sa.size else 1.0), 41).tolist()
+    for lab, name in ((0, "legitimate"), (1, "fraud")):
+        sel = sa[ya == lab]
+        if sel.size:
+            ax.hist(sel, bins=bins, alpha=0.6, density=True, label=f"{name} ({sel.size:,})")
+    ax.set(xlabel="score", ylabel="density", title="Score by label")
+    ax.legend()
+    save("score_histogram.png", fig)
+    return out
+
+
+PLOT_TITLES = {
+    "pr_curve.png": "Precision-recall curve",
+    "roc_curve.png": "ROC curve",
+    "alerts_per_day.png": "Alert volume per day",
+    "score_histogram.png": "Score histogram by label",
+}
+
+
+def render_markdown(title: str, tabs: dict[str, Table], images: Sequence[str]) -> str:
+    """Markdown with the tables and links to the PNG files beside it."""
+    lines = [f"# Backtest: {title}", ""]
+    for name, (head, rows) in tabs.items():
+        lines += [f"## {name}", "", "| " + " | ".join(head) + " |"]
+        lines.append("|" + "|".join("---" for _ in head) + "|")
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines.append("")
+    lines += ["## Plots", ""]
+    for img in images:
+        lines += [f"![{PLOT_TITLES.get(img, img)}]({img})", ""]
+    return "\n".join(lines)
+
+
+def render_html(title: str, tabs: dict[str, Table], images: dict[str, bytes]) -> str:
+    """One HTML file, plots inlined as base64 PNG."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Backtest: {e(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}</style></head><body>",
+        f"<h1>Backtest: {e(title)}</h1>",
+    ]
+    for name, (head, rows) in tabs.items():
+        parts.append(f"<h2>{e(name)}</h2><table><tr>")
+        parts.append("".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
+        for r in rows:
+            parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for name, png in images.items():
+        b64 = base64.b64encode(png).decode("ascii")
+        alt = e(PLOT_TITLES.get(name, name))
+        parts.append(f"<h3>{alt}</h3><img alt='{alt}' src='data:image/png;base64,{b64}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(
+    out: Path, m: Metrics, y: Sequence[int], score: Sequence[float], *, title: str
+) -> list[Path]:
+    """Write report.md, report.html, the PNGs and metrics.json into ``out``; returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    tabs = tables(m)
+    images = plots(m, y, score)
+    written: list[Path] = []
+    for name, png in images.items():
+        (out / name).write_bytes(png)
+        written.append(out / name)
+    md = out / "report.md"
+    md.write_text(render_markdown(title, tabs, list(images)), encoding="utf-8")
+    page = out / "report.html"
+    page.write_text(render_html(title, tabs, images), encoding="utf-8")
+    js = out / "metrics.json"
+    js.write_bytes(orjson.dumps(m.to_dict(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+    return [*written, md, page, js]
