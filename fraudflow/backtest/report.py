@@ -18,6 +18,7 @@ import orjson
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from fraudflow.backtest.metrics import Confusion, Metrics, pr_curve, roc_curve
 
