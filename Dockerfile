@@ -27,7 +27,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     FRAUDFLOW_METRICS_PORT=9100
 RUN groupadd --system --gid 10001 fraudflow \
-    && useradd --system --uid 10001 --gid fraudflow --home-dir /app --shell /usr/sbin/nologin fraudflow
+    && useradd --system --uid 10001 --gid fraudflow --home-dir /app --shell /usr/sbin/nologin fraudflow \
+    && install -d -o 10001 -g 10001 /var/lib/fraudflow/recovery
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY --chmod=0755 deploy/entrypoint.sh /app/deploy/entrypoint.sh
