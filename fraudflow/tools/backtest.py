@@ -31,7 +31,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from fraudflow.backtest.labels import label_known_at, label_of, parse_time
 from fraudflow.backtest.metrics import Metrics, compute
 from fraudflow.backtest.report import write_report
-from fraudflow.config.settings import ConfigError, Settings, parse_duration
+from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
 from fraudflow.connectors.csv_source import CsvSource, read_csv_records
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.flows.detection import build_flow
@@ -329,6 +329,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--scores-out", type=Path, metavar="FILE.jsonl", help="write one line per txn")
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md/report.html here")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="RULES_DIR_OR_CONFIG",
+        help="replay again with these rules (a directory) or settings (a YAML file) "
+        "and print the differences",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_flags(p, SETTINGS)
     p.set_defaults(func=main)
@@ -359,4 +366,75 @@ def main(args: argparse.Namespace) -> int:
     if args.report is not None:
         write_report(args.report, graded.metrics, graded.y, graded.scores, title=str(path))
     print(summary_text(result, graded))
+    if args.compare is not None:
+        try:
+            other = compare_settings(args, settings, args.compare)
+        except ConfigError as exc:
+            return fail(str(exc))
+        result_b = replay(other, input_source(path), total=total, progress=not args.quiet)
+        graded_b = grade(result_b.decisions, labels, args.label_delay)
+        print()
+        print(
+            compare_text(result, graded, result_b, graded_b, labels=labels, name=str(args.compare))
+        )
     return 0
+
+
+def compare_settings(args: argparse.Namespace, base: Settings, what: Path) -> Settings:
+    """The base settings with other rules (a directory) or another config file."""
+    if what.is_dir():
+        return base.replace(rules=what)
+    if what.is_file():
+        flags = {n: getattr(args, n) for n in SETTINGS if getattr(args, n, None) is not None}
+        return load_settings(what, flags).replace(recovery_dir=None)
+    raise ConfigError(f"--compare {what}: no such directory or file")
+
+
+def compare_text(
+    ra: Replay, ga: Graded, rb: Replay, gb: Graded, *, labels: Mapping[str, LabelInfo], name: str
+) -> str:
+    """Metric and per-rule deltas of run B against run A, and the alerts B adds and drops."""
+    ma, mb = ga.metrics, gb.metrics
+
+    def alerted(r: Replay) -> set[str]:
+        return {d.txn.transaction_id for d in r.decisions if d.is_alert}
+
+    def fraud(ids: set[str]) -> int:
+        return sum(1 for t in ids if (i := labels.get(t)) is not None and i.label == 1)
+
+    a, b = alerted(ra), alerted(rb)
+    added, dropped = b - a, a - b
+    rows = [
+        ("alert rate", ma.alert_rate, mb.alert_rate),
+        ("review precision", ma.review.precision, mb.review.precision),
+        ("review recall", ma.review.recall, mb.review.recall),
+        ("review F1", ma.review.f1, mb.review.f1),
+        ("block precision", ma.block.precision, mb.block.precision),
+        ("block recall", ma.block.recall, mb.block.recall),
+        ("ROC AUC", ma.roc_auc, mb.roc_auc),
+        ("average precision", ma.average_precision, mb.average_precision),
+        ("card precision@100", ma.mean_card_precision, mb.mean_card_precision),
+    ]
+    rows += [(f"precision@{k}", ma.precision_at[k], mb.precision_at[k]) for k in ma.precision_at]
+
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    def delta(x: float | None, y: float | None) -> str:
+        return "-" if x is None or y is None else f"{y - x:+.4f}"
+
+    lines = [
+        f"compare: current vs {name} (rules {ra.rules_version} -> {rb.rules_version})",
+        f"  this change would add {len(added):,} alerts, {fraud(added):,} of them fraud, "
+        f"and drop {len(dropped):,}, {fraud(dropped):,} of them fraud",
+        f"  {'metric':<22}{'current':>10}{'compare':>10}{'delta':>10}",
+    ]
+    lines += [f"  {n:<22}{f(x):>10}{f(y):>10}{delta(x, y):>10}" for n, x, y in rows]
+    lines.append(f"  {'rule':<30}{'hits':>14}{'fraud hits':>16}")
+    for rid in sorted(set(ma.rules) | set(mb.rules)):
+        sa, sb = ma.rules.get(rid), mb.rules.get(rid)
+        ha, hb = (sa.hits if sa else 0), (sb.hits if sb else 0)
+        fa, fb = (sa.fraud_hits if sa else 0), (sb.fraud_hits if sb else 0)
+        if (ha, fa) != (hb, fb):
+            lines.append(f"  {rid:<30}{ha:>6,} -> {hb:<6,}{fa:>8,} -> {fb:<6,}")
+    return "\n".join(lines)

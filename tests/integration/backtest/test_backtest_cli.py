@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraudflow.cli import main
+from fraudflow.config.settings import DEFAULT_RULES_DIR
 from fraudflow.tools.evaluate import read_jsonl
 from fraudflow.tools.produce import produce_to_file
 
@@ -80,3 +82,16 @@ def test_csv_input_scores_like_jsonl(data: Path) -> None:
 
 def test_missing_input_is_an_error(tmp_path: Path) -> None:
     assert main(["backtest", "--input", str(tmp_path / "nope.jsonl")]) == 2
+
+
+def test_compare_reports_dropped_alerts_of_a_removed_rule_file(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, rules)
+    (rules / "amounts.yaml").unlink()
+    capsys.readouterr()
+    _run("--input", data / "in.jsonl", "--compare", rules)
+    out = capsys.readouterr().out
+    assert "this change would add 0 alerts, 0 of them fraud, and drop " in out
+    assert "large_amount_vs_history" in out.split("compare:")[1]
