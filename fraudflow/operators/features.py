@@ -30,7 +30,7 @@ from fraudflow.state.user import (
     DEVICE,
     MERCHANT,
     METHOD,
-    RecentSet,
+    Habits,
     UserState,
     stable_hash,
 )
@@ -113,11 +113,11 @@ def _quantile(sorted_xs: list[float], q: float) -> float:
     return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
 
 
-def _age_hours(s: RecentSet, h: int, t: float) -> float:
+def _age_hours(habits: Habits, key: int | None, t: float) -> float:
     """Hours since the user first used this device/country; 0 when new or absent."""
-    if not h:
+    if key is None:
         return 0.0
-    first = s.first_seen(h)
+    first = habits.first_seen(key)
     return 0.0 if first is None else max(0.0, (t - first) / 3600.0)
 
 
@@ -171,20 +171,24 @@ def user_step(
         amount_z = iqr_excess = 0.0
 
     # habits: first use of a merchant / country / device / method / category
-    keys = (txn.merchant_id, txn.country, txn.device_id, txn.payment_method, txn.merchant_category)
-    hashes = [stable_hash(k) if k else 0 for k in keys]
-    sets = state.sets
+    values = (
+        txn.merchant_id,
+        txn.country,
+        txn.device_id,
+        txn.payment_method,
+        txn.merchant_category,
+    )
+    keys = [Habits.key(kind, v) if v else None for kind, v in enumerate(values)]
+    habits = state.habits
     if late:
-        new = [bool(k) and n > 0 and h not in s for k, h, s in zip(keys, hashes, sets, strict=True)]
+        new = [k is not None and n > 0 and k not in habits for k in keys]
     else:
-        new = [
-            bool(k) and s.touch(h, t) and n > 0 for k, h, s in zip(keys, hashes, sets, strict=True)
-        ]
-    device_age_h = _age_hours(sets[DEVICE], hashes[DEVICE], t)
-    country_age_h = _age_hours(sets[COUNTRY], hashes[COUNTRY], t)
+        new = [k is not None and habits.touch(k, t) and n > 0 for k in keys]
+    device_age_h = _age_hours(habits, keys[DEVICE], t)
+    country_age_h = _age_hours(habits, keys[COUNTRY], t)
     day_ago = t - DAY
-    distinct_m = sets[MERCHANT].count_since(day_ago) + (1 if late and new[MERCHANT] else 0)
-    distinct_c = sets[COUNTRY].count_since(day_ago) + (1 if late and new[COUNTRY] else 0)
+    distinct_m = habits.count_since(MERCHANT, day_ago) + (1 if late and new[MERCHANT] else 0)
+    distinct_c = habits.count_since(COUNTRY, day_ago) + (1 if late and new[COUNTRY] else 0)
 
     hour = hour_of(t)
     hours = state.hours

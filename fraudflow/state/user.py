@@ -2,14 +2,16 @@
 
 Everything is bounded: events are kept for the longest window (or the
 duplicate horizon) and at most ``max_events_per_user`` of them; the recent
-merchant/country/device/method/category sets hold ``recent_set_size`` entries
-each, evicting the least recently seen. Strings are kept as 64-bit hashes.
+merchants/countries/devices/methods/categories keep ``recent_set_size``
+entries per kind, evicting the least recently seen. Strings are kept as
+hashes.
 The whole object pickles to a few hundred bytes to a few KB.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from array import array
 from bisect import bisect_right, insort
 
@@ -25,56 +27,75 @@ def stable_hash(text: str) -> int:
     )
 
 
-class RecentSet:
-    """Bounded set of hashed values with the event times each was first and last seen."""
+class Habits:
+    """The user's recent merchants, countries, devices, methods and categories.
 
-    __slots__ = ("cap", "first", "hashes", "seen")
+    One structure for all five kinds (three arrays instead of fifteen: the
+    array headers were most of a user's memory). An entry's key is a 32-bit
+    hash of the value with the kind in its low 3 bits; each kind holds at most
+    ``cap`` entries, evicting the one least recently seen.
+    """
+
+    __slots__ = ("cap", "first", "keys", "seen")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self.hashes = array("q")
-        self.seen = array("d")
-        self.first = array("d")
+        self.keys = array("q")
+        self.seen = array("d")  # event time last seen
+        self.first = array("d")  # event time first seen
 
-    def __contains__(self, h: int) -> bool:
-        return h in self.hashes
+    @staticmethod
+    def key(kind: int, value: str) -> int:
+        """The entry key of ``value`` of ``kind``.
 
-    def first_seen(self, h: int) -> float | None:
-        """When ``h`` was first seen, or None if it is not in the set."""
-        return self.first[self.hashes.index(h)] if h in self.hashes else None
+        >>> Habits.key(2, "d1") & 7, Habits.key(2, "d1") == Habits.key(3, "d1")
+        (2, False)
+        """
+        return (zlib.crc32(value.encode("utf-8")) << 3) | kind
 
-    def touch(self, h: int, ts: float) -> bool:
-        """Record ``h`` seen at ``ts``; True when it was not in the set."""
-        hashes = self.hashes
-        if h in hashes:
-            i = hashes.index(h)
+    def __contains__(self, key: int) -> bool:
+        return key in self.keys
+
+    def first_seen(self, key: int) -> float | None:
+        """When the value was first seen, or None if it is not remembered."""
+        return self.first[self.keys.index(key)] if key in self.keys else None
+
+    def touch(self, key: int, ts: float) -> bool:
+        """Record the value seen at ``ts``; True when it was not remembered."""
+        keys = self.keys
+        if key in keys:
+            i = keys.index(key)
             self.seen[i] = max(self.seen[i], ts)
             self.first[i] = min(self.first[i], ts)
             return False
-        if len(hashes) >= self.cap:
-            oldest = self.seen.index(min(self.seen))
-            del hashes[oldest]
-            del self.seen[oldest]
-            del self.first[oldest]
-        hashes.append(h)
+        kind = key & 7
+        same = [i for i, k in enumerate(keys) if k & 7 == kind]
+        if len(same) >= self.cap:
+            oldest = min(same, key=self.seen.__getitem__)
+            del keys[oldest], self.seen[oldest], self.first[oldest]
+        keys.append(key)
         self.seen.append(ts)
         self.first.append(ts)
         return True
 
-    def count_since(self, t: float) -> int:
-        return sum(1 for s in self.seen if s > t)
+    def count_since(self, kind: int, t: float) -> int:
+        """Distinct values of ``kind`` seen after ``t``."""
+        return sum(1 for k, s in zip(self.keys, self.seen, strict=True) if k & 7 == kind and s > t)
+
+    def count(self, kind: int) -> int:
+        return sum(1 for k in self.keys if k & 7 == kind)
 
     def __getstate__(self) -> tuple[int, bytes, bytes, bytes]:
-        return (self.cap, self.hashes.tobytes(), self.seen.tobytes(), self.first.tobytes())
+        return (self.cap, self.keys.tobytes(), self.seen.tobytes(), self.first.tobytes())
 
     def __setstate__(self, st: tuple[int, bytes, bytes, bytes]) -> None:
         self.cap = st[0]
-        self.hashes = _arr("q", st[1])
+        self.keys = _arr("q", st[1])
         self.seen = _arr("d", st[2])
         self.first = _arr("d", st[3])
 
 
-# indices of the recent sets in UserState.sets
+# the kinds of Habits entries
 MERCHANT, COUNTRY, DEVICE, METHOD, CATEGORY = range(5)
 
 
@@ -86,13 +107,13 @@ class UserState:
         "ev_id",
         "ev_ts",
         "geo",
+        "habits",
         "hours",
         "last_ts",
         "m2",
         "mean",
         "n",
         "recent_amt",
-        "sets",
     )
 
     def __init__(self, set_size: int) -> None:
@@ -105,7 +126,7 @@ class UserState:
         self.m2 = 0.0
         self.recent_amt = array("d")  # last RECENT_AMOUNTS log amounts, oldest first
         self.hours = array("I", bytes(4 * 24))
-        self.sets = tuple(RecentSet(set_size) for _ in range(5))
+        self.habits = Habits(set_size)
         self.geo: tuple[float, float, float] | None = None  # lat, lon, event time
 
     def insert_event(self, ts: float, amount: float, id_hash: int) -> None:
@@ -157,18 +178,20 @@ class UserState:
             self.m2,
             self.recent_amt.tobytes(),
             self.hours.tobytes(),
-            self.sets,
+            self.habits,
             self.geo,
         )
 
     def __setstate__(self, st: tuple[object, ...]) -> None:
-        (self.last_ts, ev_ts, ev_amt, ev_id, self.n, self.mean, self.m2, ra, hours, sets, geo) = st  # type: ignore[assignment]
+        (self.last_ts, ev_ts, ev_amt, ev_id, self.n, self.mean, self.m2, ra, hours, habits, geo) = (
+            st  # type: ignore[assignment]
+        )
         self.ev_ts = _arr("d", ev_ts)
         self.ev_amt = _arr("d", ev_amt)
         self.ev_id = _arr("q", ev_id)
         self.recent_amt = _arr("d", ra)
         self.hours = _arr("I", hours)
-        self.sets = sets  # type: ignore[assignment]
+        self.habits = habits  # type: ignore[assignment]
         self.geo = geo  # type: ignore[assignment]
 
 

@@ -1006,7 +1006,7 @@ def measure_state(users: int, txns: int, span: float, seed: int) -> dict[str, An
     gc.collect()
     rss1 = proc_status_kb("VmRSS")
     kept = sum(len(s.ev_ts) for s in st_users.values()) / max(users, 1)
-    merchants = sum(len(s.sets[0].hashes) for s in st_users.values()) / max(users, 1)
+    merchants = sum(s.habits.count(0) for s in st_users.values()) / max(users, 1)
     sample = st_users[f"user-{users // 2:08d}"]
     t = time.perf_counter()
     blob = pickle.dumps(shard, pickle.HIGHEST_PROTOCOL)
@@ -1037,9 +1037,8 @@ def state_breakdown(state: Any, uid: str) -> dict[str, int]:
     """
     size = sys.getsizeof
     arrays = sum(size(getattr(state, a)) for a in ("ev_ts", "ev_amt", "ev_id", "recent_amt"))
-    sets = size(state.sets) + sum(
-        size(r) + size(r.hashes) + size(r.seen) + size(r.first) for r in state.sets
-    )
+    h = state.habits
+    sets = size(h) + size(h.keys) + size(h.seen) + size(h.first)
     geo = 0 if state.geo is None else size(state.geo) + sum(size(x) for x in state.geo)
     floats = sum(size(getattr(state, a)) for a in ("last_ts", "mean", "m2"))
     parts = {

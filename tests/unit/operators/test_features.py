@@ -165,7 +165,8 @@ def test_state_is_bounded() -> None:
     ]
     state, _ = run(txns, p=p)
     assert len(state.ev_ts) == 50
-    assert all(len(s.hashes) <= 8 for s in state.sets)
+    assert all(state.habits.count(kind) <= 8 for kind in range(5))
+    assert len(state.habits.keys) <= 5 * 8
     assert len(state.recent_amt) <= 32
     assert len(pickle.dumps(state)) < 4096
 
