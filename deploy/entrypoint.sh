@@ -3,16 +3,16 @@
 #
 # In a StatefulSet the pod name (HOSTNAME) is NAME-ORDINAL; the ordinal is the Bytewax
 # process id and the peers are NAME-0..NAME-(R-1) behind the headless service:
-#   FRAUDFLOW_REPLICAS  number of processes R (default 1; must equal the StatefulSet's replicas)
-#   FRAUDFLOW_ADDRESSES "host:port;host:port;..." overrides the computed addresses
+#   CLUSTER_REPLICAS    number of processes R (default 1; must equal the StatefulSet's replicas)
+#   CLUSTER_ADDRESSES   "host:port;host:port;..." overrides the computed addresses
 #   HEADLESS_SERVICE    DNS name of the headless service (default NAME-headless)
 #   CLUSTER_PORT        port of the Bytewax cluster traffic (default 2101)
-# With one process and no FRAUDFLOW_ADDRESSES, no cluster flags are passed. Every other
+# With one process and no CLUSTER_ADDRESSES, no cluster flags are passed. Every other
 # setting comes from FRAUDFLOW_* variables (docs/configuration.md); extra arguments are
 # appended to `fraudflow run`.
 set -eu
 
-replicas="${FRAUDFLOW_REPLICAS:-1}"
+replicas="${CLUSTER_REPLICAS:-1}"
 # HOSTNAME is set by Docker and Kubernetes (the pod name), not by POSIX sh itself
 # shellcheck disable=SC3028
 host="${HOSTNAME:-$(hostname)}"
@@ -25,10 +25,10 @@ die() {
 }
 
 case "$replicas" in
-    '' | *[!0-9]* | 0) die "FRAUDFLOW_REPLICAS must be a positive integer, got '$replicas'" ;;
+    '' | *[!0-9]* | 0) die "CLUSTER_REPLICAS must be a positive integer, got '$replicas'" ;;
 esac
 
-if [ "$replicas" -eq 1 ] && [ -z "${FRAUDFLOW_ADDRESSES:-}" ]; then
+if [ "$replicas" -eq 1 ] && [ -z "${CLUSTER_ADDRESSES:-}" ]; then
     exec fraudflow run "$@"
 fi
 
@@ -37,8 +37,8 @@ case "$ordinal" in
 esac
 [ "$host" != "$ordinal" ] || die "HOSTNAME '$host' does not end in -ORDINAL (a StatefulSet pod name)"
 
-if [ -n "${FRAUDFLOW_ADDRESSES:-}" ]; then
-    addresses="$FRAUDFLOW_ADDRESSES"
+if [ -n "${CLUSTER_ADDRESSES:-}" ]; then
+    addresses="$CLUSTER_ADDRESSES"
 else
     service="${HEADLESS_SERVICE:-$name-headless}"
     port="${CLUSTER_PORT:-2101}"

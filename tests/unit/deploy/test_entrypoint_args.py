@@ -25,7 +25,7 @@ def _run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 
 
 def test_third_pod_of_three(tmp_path: Path) -> None:
-    out = _run(tmp_path, {"HOSTNAME": "fraudflow-2", "FRAUDFLOW_REPLICAS": "3"}, "--quiet")
+    out = _run(tmp_path, {"HOSTNAME": "fraudflow-2", "CLUSTER_REPLICAS": "3"}, "--quiet")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         "run", "--process-id", "2", "--addresses",
@@ -36,15 +36,15 @@ def test_third_pod_of_three(tmp_path: Path) -> None:
 
 
 def test_one_replica_passes_no_cluster_flags(tmp_path: Path) -> None:
-    out = _run(tmp_path, {"HOSTNAME": "fraudflow-0", "FRAUDFLOW_REPLICAS": "1"})
+    out = _run(tmp_path, {"HOSTNAME": "fraudflow-0", "CLUSTER_REPLICAS": "1"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["run"]
 
 
 def test_addresses_override_and_service_settings(tmp_path: Path) -> None:
-    out = _run(tmp_path, {"HOSTNAME": "ff-1", "FRAUDFLOW_ADDRESSES": "a:1;b:2"})
+    out = _run(tmp_path, {"HOSTNAME": "ff-1", "CLUSTER_ADDRESSES": "a:1;b:2"})
     assert out.stdout.splitlines() == ["run", "--process-id", "1", "--addresses", "a:1;b:2"]
-    env = {"HOSTNAME": "ff-0", "FRAUDFLOW_REPLICAS": "2", "HEADLESS_SERVICE": "peers.ns.svc",
+    env = {"HOSTNAME": "ff-0", "CLUSTER_REPLICAS": "2", "HEADLESS_SERVICE": "peers.ns.svc",
            "CLUSTER_PORT": "3000"}  # fmt: skip
     out = _run(tmp_path, env)
     assert out.stdout.splitlines()[-1] == "ff-0.peers.ns.svc:3000;ff-1.peers.ns.svc:3000"
@@ -53,11 +53,11 @@ def test_addresses_override_and_service_settings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"HOSTNAME": "fraudflow-3", "FRAUDFLOW_REPLICAS": "3"}, "outside the 3 addresses"),
-        ({"HOSTNAME": "fraudflow", "FRAUDFLOW_REPLICAS": "2"}, "does not end in -ORDINAL"),
-        ({"HOSTNAME": "fraudflow-x", "FRAUDFLOW_REPLICAS": "2"}, "does not end in -ORDINAL"),
-        ({"HOSTNAME": "fraudflow-0", "FRAUDFLOW_REPLICAS": "two"}, "positive integer"),
-        ({"HOSTNAME": "fraudflow-0", "FRAUDFLOW_REPLICAS": "0"}, "positive integer"),
+        ({"HOSTNAME": "fraudflow-3", "CLUSTER_REPLICAS": "3"}, "outside the 3 addresses"),
+        ({"HOSTNAME": "fraudflow", "CLUSTER_REPLICAS": "2"}, "does not end in -ORDINAL"),
+        ({"HOSTNAME": "fraudflow-x", "CLUSTER_REPLICAS": "2"}, "does not end in -ORDINAL"),
+        ({"HOSTNAME": "fraudflow-0", "CLUSTER_REPLICAS": "two"}, "positive integer"),
+        ({"HOSTNAME": "fraudflow-0", "CLUSTER_REPLICAS": "0"}, "positive integer"),
     ],
 )
 def test_bad_pod_names_and_counts_fail(tmp_path: Path, env: dict[str, str], message: str) -> None:

@@ -23,7 +23,7 @@ from fraudflow.connectors.kafka import client_config
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
 TARGETS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
-EXTRA_NAMES = {"FRAUDFLOW_CONFIG", "FRAUDFLOW_REPLICAS", "FRAUDFLOW_ADDRESSES"}
+EXTRA_NAMES = {"FRAUDFLOW_CONFIG"}
 Doc = dict[str, Any]
 
 
@@ -110,7 +110,7 @@ def test_replicas_env_and_image(target: str, replicas: int, image: str) -> None:
     sts = _statefulset(render(TARGETS[target]))
     assert sts["spec"]["replicas"] == replicas
     env = _env(sts)
-    assert env["FRAUDFLOW_REPLICAS"]["value"] == str(replicas)  # entrypoint's address list
+    assert env["CLUSTER_REPLICAS"]["value"] == str(replicas)  # entrypoint's address list
     container = sts["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == image
     assert container["resources"]["requests"]
