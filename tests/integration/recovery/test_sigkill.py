@@ -137,3 +137,44 @@ def test_resume_with_more_processes_on_the_same_recovery_store(
 
         run_cluster(cmd, 2)
         assert alerts_in(crash_db) == alerts_in(plain_db)
+
+
+def test_cluster_with_one_recovery_directory_per_process(
+    broker: EmbeddedBroker, postgres_dsn: str, topic: str, tmp_path: Path
+) -> None:
+    """The Kubernetes layout: each pod has its own recovery volume. Both
+    processes are SIGKILLed mid-run and restarted; the alerts are unchanged."""
+    produce_to_kafka(broker.bootstrap, topic, 30_000, users=800, seed=17, partitions=4)
+    with fresh_database(postgres_dsn) as plain_db, fresh_database(postgres_dsn) as crash_db:
+        done = subprocess.run(
+            flow_cmd(broker.bootstrap, topic, f"{topic}-p", plain_db, None),
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+        def pod_cmds() -> list[list[str]]:
+            addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
+            return [
+                [*flow_cmd(broker.bootstrap, topic, f"{topic}-c", crash_db, tmp_path / f"pod-{i}"),
+                 "--process-id", str(i), "--addresses", addresses]
+                for i in range(2)
+            ]  # fmt: skip
+
+        procs = [
+            subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for c in pod_cmds()
+        ]
+        time.sleep(4.0)
+        assert all(p.poll() is None for p in procs), "the flow finished before it could be killed"
+        for p in procs:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+        assert all(any((tmp_path / f"pod-{i}").glob("part-*.sqlite3")) for i in range(2))
+        again = [
+            subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for c in pod_cmds()
+        ]
+        for p in again:
+            _out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-3000:]
+        assert alerts_in(crash_db) == alerts_in(plain_db)
