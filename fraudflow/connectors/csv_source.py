@@ -11,13 +11,13 @@ absent field.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
-from bytewax.connectors.kafka import KafkaSourceMessage
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from fraudflow.connectors.files import FileSource, Values
 
 NUMERIC_COLUMNS = frozenset({"amount", "lat", "lon"})
 
@@ -42,58 +42,13 @@ def row_to_record(row: Mapping[str, str | None]) -> dict[str, Any]:
     return out
 
 
-class _CsvPartition(StatefulSourcePartition[KafkaSourceMessage[None, bytes], int]):
-    def __init__(self, path: Path, resume: int | None, batch_size: int) -> None:
-        self._f = path.open(newline="", encoding="utf-8")
-        self._rows: Iterator[dict[str, str | None]] = csv.DictReader(self._f)
-        self._name = path.name
-        self._next = 0
-        self._batch = batch_size
-        skip = resume or 0
-        while self._next < skip and next(self._rows, None) is not None:
-            self._next += 1
-
-    def next_batch(self) -> list[KafkaSourceMessage[None, bytes]]:
-        out: list[KafkaSourceMessage[None, bytes]] = []
-        for _ in range(self._batch):
-            row = next(self._rows, None)
-            if row is None:
-                if not out:
-                    raise StopIteration
-                break
-            offset = self._next
-            self._next += 1
-            out.append(
-                KafkaSourceMessage(
-                    key=None,
-                    value=orjson.dumps(row_to_record(row)),
-                    topic=self._name,
-                    partition=0,
-                    offset=offset,
-                    timestamp=(0, 0),
-                )
-            )
-        return out
-
-    def snapshot(self) -> int:
-        return self._next
-
-    def close(self) -> None:
-        self._f.close()
-
-
-class CsvSource(FixedPartitionedSource[KafkaSourceMessage[None, bytes], int]):
+class CsvSource(FileSource):
     """Read one or more CSV files with a header row; each file is one partition."""
 
-    def __init__(self, paths: Sequence[Path], batch_size: int = 1000) -> None:
-        self._paths = {f"{i}-{p.name}": p for i, p in enumerate(paths)}
-        self._batch = batch_size
-
-    def list_parts(self) -> list[str]:
-        return list(self._paths)
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _CsvPartition:
-        return _CsvPartition(self._paths[for_part], resume_state, self._batch)
+    @staticmethod
+    def open_values(path: Path) -> tuple[IO[Any], Values]:
+        f = path.open(newline="", encoding="utf-8")
+        return f, (orjson.dumps(row_to_record(row)) for row in csv.DictReader(f))
 
 
 def read_csv_records(path: Path) -> Iterator[dict[str, Any]]:
