@@ -35,6 +35,12 @@ def flow_cmd(bootstrap: str, topic: str, alerts: str, dsn: str, recovery: Path |
     return cmd
 
 
+def run_to_end(cmd: list[str]) -> None:
+    """Run the flow once, uninterrupted, to the end of its input."""
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def run_cluster(cmd: list[str], processes: int) -> None:
     """Run ``cmd`` as a cluster of processes on loopback and wait for all of them."""
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
@@ -65,11 +71,7 @@ def test_sigkill_and_restart_gives_the_uninterrupted_alerts(
 ) -> None:
     produce_to_kafka(broker.bootstrap, topic, COUNT, users=800, seed=5, malformed=50, partitions=2)
     with fresh_database(postgres_dsn) as plain_db, fresh_database(postgres_dsn) as crash_db:
-        done = subprocess.run(
-            flow_cmd(broker.bootstrap, topic, f"{topic}-a1", plain_db, None),
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
+        run_to_end(flow_cmd(broker.bootstrap, topic, f"{topic}-a1", plain_db, None))
         expected = alerts_in(plain_db)
         assert len(expected) > 100
 
@@ -86,8 +88,7 @@ def test_sigkill_and_restart_gives_the_uninterrupted_alerts(
             proc.wait()
         assert kills >= 2, "the flow finished before it could be killed; produce more records"
         assert any(recovery.glob("part-*.sqlite3"))
-        final = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-        assert final.returncode == 0, final.stderr[-3000:]
+        run_to_end(cmd)
         assert alerts_in(crash_db) == expected
 
     # the alerts topic may repeat an alert after a restart, but only identically
@@ -103,11 +104,7 @@ def test_two_process_cluster_gives_the_one_process_alerts(
 ) -> None:
     produce_to_kafka(broker.bootstrap, topic, 20_000, users=600, seed=9, malformed=20, partitions=4)
     with fresh_database(postgres_dsn) as one_db, fresh_database(postgres_dsn) as two_db:
-        one = subprocess.run(
-            flow_cmd(broker.bootstrap, topic, f"{topic}-one", one_db, None),
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        assert one.returncode == 0, one.stderr[-3000:]
+        run_to_end(flow_cmd(broker.bootstrap, topic, f"{topic}-one", one_db, None))
 
         run_cluster(flow_cmd(broker.bootstrap, topic, f"{topic}-two", two_db, None), 2)
         assert alerts_in(two_db) == alerts_in(one_db)
@@ -121,11 +118,7 @@ def test_resume_with_more_processes_on_the_same_recovery_store(
         broker.bootstrap, topic, 20_000, users=600, seed=13, malformed=10, partitions=4
     )
     with fresh_database(postgres_dsn) as plain_db, fresh_database(postgres_dsn) as crash_db:
-        done = subprocess.run(
-            flow_cmd(broker.bootstrap, topic, f"{topic}-p", plain_db, None),
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
+        run_to_end(flow_cmd(broker.bootstrap, topic, f"{topic}-p", plain_db, None))
 
         recovery = tmp_path / "recovery"
         cmd = flow_cmd(broker.bootstrap, topic, f"{topic}-c", crash_db, recovery)
@@ -146,11 +139,7 @@ def test_cluster_with_one_recovery_directory_per_process(
     processes are SIGKILLed mid-run and restarted; the alerts are unchanged."""
     produce_to_kafka(broker.bootstrap, topic, 30_000, users=800, seed=17, partitions=4)
     with fresh_database(postgres_dsn) as plain_db, fresh_database(postgres_dsn) as crash_db:
-        done = subprocess.run(
-            flow_cmd(broker.bootstrap, topic, f"{topic}-p", plain_db, None),
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
+        run_to_end(flow_cmd(broker.bootstrap, topic, f"{topic}-p", plain_db, None))
 
         def pod_cmds() -> list[list[str]]:
             addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
@@ -174,7 +163,7 @@ def test_cluster_with_one_recovery_directory_per_process(
             subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for c in pod_cmds()
         ]
-        for p in again:
-            _out, err = p.communicate(timeout=600)
-            assert p.returncode == 0, err[-3000:]
+        for q in again:
+            _out, err = q.communicate(timeout=600)
+            assert q.returncode == 0, err[-3000:]
         assert alerts_in(crash_db) == alerts_in(plain_db)
