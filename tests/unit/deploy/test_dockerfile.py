@@ -7,8 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
-from importlib.metadata import version
+from importlib.metadata import distribution
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -67,8 +69,11 @@ def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
     assert copied <= allowed, copied - allowed
 
 
-def test_lock_pins_the_installed_runtime_dependencies() -> None:
-    """requirements.lock equals what deploy/lock.py prints for this venv (regenerate it)."""
+def test_lock_pins_the_runtime_dependencies() -> None:
+    """requirements.lock pins exactly the runtime dependency closure (regenerate it with
+    deploy/lock.py when a dependency is added), at versions fraudflow's own requirements
+    accept. Exact versions are not compared with this venv: a fresh machine may resolve
+    newer ones, which the image does not use."""
     spec = importlib.util.spec_from_file_location("lock", ROOT / "deploy" / "lock.py")
     assert spec is not None
     assert spec.loader is not None
@@ -76,6 +81,10 @@ def test_lock_pins_the_installed_runtime_dependencies() -> None:
     spec.loader.exec_module(lock)
     lines = (ROOT / "requirements.lock").read_text().splitlines()
     pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
-    assert pins == lock.closure()
-    assert pins["bytewax"] == version("bytewax")
+    assert set(pins) == set(lock.closure())
+    for text in distribution("fraudflow").requires or []:
+        req = Requirement(text)
+        name = lock._norm(req.name)
+        if req.marker is None and name in pins:
+            assert req.specifier.contains(pins[name], prereleases=True), (req, pins[name])
     assert not {"pytest", "mypy", "ruff", "hypothesis"} & set(pins)
