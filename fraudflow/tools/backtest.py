@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 import orjson
 from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import KafkaException
 
 from fraudflow.backtest.labels import label_known_at, label_of, parse_time
 from fraudflow.backtest.metrics import Metrics, compute
@@ -34,6 +36,7 @@ from fraudflow.backtest.report import write_report
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
 from fraudflow.connectors.csv_source import CsvSource, read_csv_records
 from fraudflow.connectors.files import JsonLinesSource
+from fraudflow.connectors.kafka_range import export_range
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.io import FlowIO
 from fraudflow.flows.stats import RunStats
@@ -92,11 +95,11 @@ class LabelInfo:
     label_time: float | None
 
 
-def input_source(path: Path) -> Source[Any]:
-    """CSV for ``.csv`` files, JSON lines otherwise."""
-    if path.suffix.lower() == ".csv":
-        return CsvSource([path])
-    return JsonLinesSource([path])
+def input_source(paths: list[Path]) -> Source[Any]:
+    """CSV for ``.csv`` files, JSON lines otherwise; one partition per file."""
+    if paths[0].suffix.lower() == ".csv":
+        return CsvSource(paths)
+    return JsonLinesSource(paths)
 
 
 def count_records(path: Path) -> int:
@@ -204,9 +207,13 @@ def write_scores(path: Path, decisions: Sequence[Decision]) -> None:
             f.write(orjson.dumps(score_record(d), option=opt) + b"\n")
 
 
-def read_labels(path: Path) -> dict[str, LabelInfo]:
+def read_labels(paths: list[Path]) -> dict[str, LabelInfo]:
     """Labels by transaction id from a labels file or the input (``_label``); JSONL or CSV."""
-    recs = read_csv_records(path) if path.suffix.lower() == ".csv" else read_jsonl(path)
+    recs = (
+        rec
+        for path in paths
+        for rec in (read_csv_records(path) if path.suffix.lower() == ".csv" else read_jsonl(path))
+    )
     out: dict[str, LabelInfo] = {}
     for rec in recs:
         tid = rec.get("transaction_id")
@@ -312,7 +319,17 @@ def register(sub: Any) -> None:
             "precision/recall@K, per-rule hits, card precision@100 per day. See docs/backtest.md."
         ),
     )
-    p.add_argument("--input", type=Path, required=True, metavar="FILE", help=".jsonl or .csv")
+    p.add_argument("--input", type=Path, metavar="FILE", help=".jsonl or .csv")
+    p.add_argument("--brokers", metavar="HOST:PORT", help="replay a Kafka topic instead of a file")
+    p.add_argument("--topic", metavar="T", help="the topic to replay (with --brokers)")
+    p.add_argument(
+        "--from", dest="start", metavar="TIME",
+        help="first Kafka record time to replay (RFC 3339 or epoch ms) [topic start]",
+    )  # fmt: skip
+    p.add_argument(
+        "--to", dest="end", metavar="TIME",
+        help="replay records before this Kafka record time [topic end]",
+    )  # fmt: skip
     p.add_argument(
         "--labels",
         type=Path,
@@ -348,30 +365,62 @@ def load(args: argparse.Namespace) -> Settings:
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    path: Path = args.input
-    if not path.is_file():
-        return fail(f"--input {path}: no such file")
+    if (args.input is None) == (args.topic is None):
+        return fail("give either --input FILE or --brokers B --topic T [--from TIME --to TIME]")
     if args.labels is not None and not args.labels.is_file():
         return fail(f"--labels {args.labels}: no such file")
     try:
         settings = load(args)
-    except ConfigError as exc:
+        start_ms, end_ms = _millis(args.start), _millis(args.end)
+    except (ConfigError, ValueError) as exc:
         return fail(str(exc))
-    total = count_records(path)
-    result = replay(settings, input_source(path), total=total, progress=not args.quiet)
-    labels = read_labels(args.labels or path)
+    with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
+        if args.topic is not None:
+            if not args.brokers:
+                return fail("--topic needs --brokers")
+            try:
+                paths = export_range(
+                    args.brokers, args.topic, Path(tmp),
+                    start_ms=start_ms, end_ms=end_ms,
+                )  # fmt: skip
+            except (RuntimeError, KafkaException) as exc:
+                return fail(str(exc))
+            title = f"{args.topic} [{args.start or 'start'}, {args.end or 'end'})"
+        else:
+            if not args.input.is_file():
+                return fail(f"--input {args.input}: no such file")
+            paths, title = [args.input], str(args.input)
+        return _backtest(args, settings, paths, title)
+
+
+def _millis(text: str | None) -> int | None:
+    """RFC 3339 (with zone) or epoch milliseconds to epoch milliseconds."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    t = parse_time(text)
+    if t is None:
+        raise ConfigError(f"not a time: {text!r} (use RFC 3339 with a zone, or epoch ms)")
+    return int(t * 1000)
+
+
+def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
+    total = sum(count_records(p) for p in paths)
+    result = replay(settings, input_source(paths), total=total, progress=not args.quiet)
+    labels = read_labels([args.labels] if args.labels else paths)
     graded = grade(result.decisions, labels, args.label_delay)
     if args.scores_out is not None:
         write_scores(args.scores_out, result.decisions)
     if args.report is not None:
-        write_report(args.report, graded.metrics, graded.y, graded.scores, title=str(path))
+        write_report(args.report, graded.metrics, graded.y, graded.scores, title=title)
     print(summary_text(result, graded))
     if args.compare is not None:
         try:
             other = compare_settings(args, settings, args.compare)
         except ConfigError as exc:
             return fail(str(exc))
-        result_b = replay(other, input_source(path), total=total, progress=not args.quiet)
+        result_b = replay(other, input_source(paths), total=total, progress=not args.quiet)
         graded_b = grade(result_b.decisions, labels, args.label_delay)
         print()
         print(
