@@ -13,6 +13,7 @@ not put raw newlines in a value).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -26,15 +27,20 @@ def export_range(
     start_ms: int | None = None,
     end_ms: int | None = None,
     timeout: float = 120.0,
+    config: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write partition ``p``'s records in range to ``out_dir/p-TOPIC.jsonl``; return the files."""
+    """Write partition ``p``'s records in range to ``out_dir/p-TOPIC.jsonl``; return the files.
+
+    ``config``: extra librdkafka settings (security), as ``FRAUDFLOW_KAFKA_CONFIG`` gives.
+    """
     consumer = Consumer(
         {
-            "bootstrap.servers": brokers,
             "group.id": "fraudflow-backtest",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            **(config or {}),
+            "bootstrap.servers": brokers,
         }
     )
     try:

@@ -36,6 +36,7 @@ from fraudflow.backtest.report import write_report
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
 from fraudflow.connectors.csv_source import CsvSource, read_csv_records
 from fraudflow.connectors.files import JsonLinesSource
+from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.io import FlowIO
@@ -381,7 +382,7 @@ def main(args: argparse.Namespace) -> int:
             try:
                 paths = export_range(
                     args.brokers, args.topic, Path(tmp),
-                    start_ms=start_ms, end_ms=end_ms,
+                    start_ms=start_ms, end_ms=end_ms, config=client_config(settings.kafka),
                 )  # fmt: skip
             except (RuntimeError, KafkaException) as exc:
                 return fail(str(exc))
