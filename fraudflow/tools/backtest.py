@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 from bytewax.inputs import Source
@@ -43,7 +41,7 @@ from fraudflow.flows.io import FlowIO
 from fraudflow.flows.stats import RunStats
 from fraudflow.flows.wiring import run_flow
 from fraudflow.records import DeadLetter, Decision, iso
-from fraudflow.tools.common import add_settings_flags, fail, settings_from_args
+from fraudflow.tools.common import ProgressBar, add_settings_flags, fail, settings_from_args
 from fraudflow.tools.evaluate import read_jsonl
 
 SETTINGS = ("rules",)
@@ -133,39 +131,11 @@ def replay(
     return Replay(decisions, dead, io.stats, io.stats.rules_version, io.stats.model_version)
 
 
-class _Bar:
-    """``backtest 42% |#####     | 4,200/10,000  9,000 rec/s  ETA 1s`` on stderr."""
-
-    def __init__(self, total: int, enabled: bool, out: TextIO = sys.stderr) -> None:
-        self.total, self.enabled, self.out = total, enabled, out
-        self.t0 = time.monotonic()
-        self.drawn = False
-
-    def update(self, done: int, *, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        elapsed = max(time.monotonic() - self.t0, 1e-9)
-        frac = min(done / self.total, 1.0) if self.total else 1.0
-        rate = done / elapsed
-        eta = (self.total - done) / rate if rate > 0 and self.total > done else 0.0
-        self.out.write(
-            f"\rbacktest {frac:4.0%} |{'#' * int(frac * 30):<30}| {done:,}/{self.total:,}  "
-            f"{rate:,.0f} rec/s  ETA {eta:,.0f}s "
-        )
-        self.out.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.out.write("\n")
-            self.out.flush()
-
-
 @contextmanager
 def _progress_bar(stats: RunStats, total: int, enabled: bool) -> Iterator[None]:
     """A bar with rate and ETA on stderr, fed from the flow's received counter."""
     stop = threading.Event()
-    bar = _Bar(total, enabled)
+    bar = ProgressBar("backtest", total, enabled)
 
     def loop() -> None:
         while not stop.wait(0.25):

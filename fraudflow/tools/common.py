@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,44 @@ def progress(
         stop.set()
         if enabled:
             thread.join()
+
+
+class ProgressBar:
+    """``LABEL 42% |#####   | 4,200/10,000  9,000 rec/s  ETA 1s``, redrawn at most every
+    ``every`` seconds on a terminal stream (stderr by default)."""
+
+    def __init__(
+        self, label: str, total: int, enabled: bool, out: TextIO = sys.stderr, every: float = 0.25
+    ) -> None:
+        self.label, self.total, self.enabled, self.out, self.every = (
+            label,
+            total,
+            enabled,
+            out,
+            every,
+        )
+        self.t0 = self.last = time.monotonic()
+        self.drawn = False
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < self.every and not force):
+            return
+        self.last = now
+        frac = min(done / self.total, 1.0) if self.total else 1.0
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 and self.total > done else 0.0
+        self.out.write(
+            f"\r{self.label} {frac:4.0%} |{'#' * int(frac * 30):<30}| {done:,}/{self.total:,}  "
+            f"{rate:,.0f} rec/s  ETA {eta:,.0f}s "
+        )
+        self.out.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.out.write("\n")
+            self.out.flush()
 
 
 def print_summary(

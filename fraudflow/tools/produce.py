@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from fraudflow.generator import DEFAULT_START, MALFORMED_KINDS, generate, malformed
-from fraudflow.tools.common import fail
+from fraudflow.tools.common import ProgressBar, fail
 
 VALID = "valid"  # the kind of a good transaction in :func:`messages`
 FILE_KINDS = tuple(k for k in MALFORMED_KINDS if k != "empty_key")  # a file carries no key
@@ -192,38 +192,6 @@ def truth_line(rec: Mapping[str, Any]) -> bytes:
     )
 
 
-class Progress:
-    """A progress bar on a terminal stream, redrawn at most every ``every`` seconds."""
-
-    def __init__(
-        self, total: int, enabled: bool, out: TextIO = sys.stderr, every: float = 0.25
-    ) -> None:
-        self.total, self.enabled, self.out, self.every = total, enabled, out, every
-        self.t0 = self.last = time.monotonic()
-        self.drawn = False
-
-    def update(self, done: int, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < self.every and not force):
-            return
-        self.last = now
-        frac = done / self.total if self.total else 1.0
-        rate = done / max(now - self.t0, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else 0.0
-        bar = "#" * int(frac * 30)
-        self.out.write(
-            f"\rproduce {frac:4.0%} |{bar:<30}| {done:,}/{self.total:,}  "
-            f"{rate:,.0f} rec/s  ETA {eta:,.0f}s "
-        )
-        self.out.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.out.write("\n")
-            self.out.flush()
-
-
 class _Pacer:
     """Sleeps so that message ``n`` goes out no earlier than ``n / rate`` seconds after start."""
 
@@ -254,7 +222,7 @@ def _run(
     anomalies: Counter[str] = Counter()
     bad: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
-    pacer, bar = _Pacer(rate), Progress(total, progress)
+    pacer, bar = _Pacer(rate), ProgressBar("produce", total, progress)
     t0 = time.perf_counter()
     n = 0
     try:
