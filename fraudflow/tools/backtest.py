@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +40,13 @@ from fraudflow.flows.io import FlowIO
 from fraudflow.flows.stats import RunStats
 from fraudflow.flows.wiring import run_flow
 from fraudflow.records import DeadLetter, Decision, iso
-from fraudflow.tools.common import ProgressBar, add_settings_flags, fail, settings_from_args
+from fraudflow.tools.common import (
+    ProgressBar,
+    add_settings_flags,
+    fail,
+    settings_from_args,
+    ticking,
+)
 from fraudflow.tools.evaluate import read_jsonl
 
 SETTINGS = ("rules",)
@@ -134,24 +139,13 @@ def replay(
 @contextmanager
 def _progress_bar(stats: RunStats, total: int, enabled: bool) -> Iterator[None]:
     """A bar with rate and ETA on stderr, fed from the flow's received counter."""
-    stop = threading.Event()
     bar = ProgressBar("backtest", total, enabled)
-
-    def loop() -> None:
-        while not stop.wait(0.25):
-            bar.update(stats.received_n)
-
-    thread = threading.Thread(target=loop, name="backtest-progress", daemon=True)
-    if enabled:
-        thread.start()
     try:
-        yield
+        with ticking(lambda: bar.update(stats.received_n), enabled, 0.25):
+            yield
     finally:
-        stop.set()
-        if enabled:
-            thread.join()
-            bar.update(stats.received_n, force=True)
-            bar.close()
+        bar.update(stats.received_n, force=True)
+        bar.close()
 
 
 def score_record(d: Decision) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -55,17 +55,15 @@ def fail(message: str, code: int = 2) -> int:
 
 
 @contextmanager
-def progress(
-    stats: RunStats, enabled: bool, every: float = 2.0, out: TextIO = sys.stderr
-) -> Iterator[None]:
-    """Print a progress line every ``every`` seconds while the body runs."""
+def ticking(tick: Callable[[], object], enabled: bool, every: float) -> Iterator[None]:
+    """Call ``tick`` every ``every`` seconds from a background thread while the body runs."""
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(every):
-            print(stats.progress_line(), file=out, flush=True)
+            tick()
 
-    thread = threading.Thread(target=loop, name="progress", daemon=True)
+    thread = threading.Thread(target=loop, name="ticking", daemon=True)
     if enabled:
         thread.start()
     try:
@@ -74,6 +72,15 @@ def progress(
         stop.set()
         if enabled:
             thread.join()
+
+
+@contextmanager
+def progress(
+    stats: RunStats, enabled: bool, every: float = 2.0, out: TextIO = sys.stderr
+) -> Iterator[None]:
+    """Print a progress line every ``every`` seconds while the body runs."""
+    with ticking(lambda: print(stats.progress_line(), file=out, flush=True), enabled, every):
+        yield
 
 
 class ProgressBar:
