@@ -93,6 +93,37 @@ class DeadLetter:
 
 
 @dataclass(slots=True)
+class Label:
+    """A confirmed outcome of a transaction (analyst verdict, chargeback): 1 fraud, 0 legit.
+
+    It travels with the partition it was read from and keeps its raw value,
+    so a label that cannot be used is dead-lettered as it arrived.
+    """
+
+    transaction_id: str
+    label: int
+    reported_at: float
+    value: bytes
+    key: bytes | None = None
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+    def dead(self, code: str, message: str, now: float) -> DeadLetter:
+        return DeadLetter(
+            code=code,
+            message=message,
+            value=self.value,
+            key=self.key,
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            dead_at=now,
+            step="feedback",
+        )
+
+
+@dataclass(slots=True)
 class FeatureRow:
     """A transaction with its feature record (every catalogue name, see catalogue.py)."""
 
@@ -132,6 +163,7 @@ class Decision:
     features: dict[str, Any] = field(default_factory=dict)
     processed_at: float = 0.0
     late: bool = False
+    review_threshold: float = 0.0  # the one in force: configured, or raised by the alert budget
 
     @property
     def is_alert(self) -> bool:
@@ -157,6 +189,7 @@ class Decision:
             "rules_version": self.rules_version,
             "model_version": self.model_version,
             "late": self.late,
+            "review_threshold": round(self.review_threshold, 6),
             "source": {"topic": t.topic, "partition": t.partition, "offset": t.offset},
         }
 

@@ -96,6 +96,9 @@ class KafkaSettings:
     )
     from_beginning: bool = _opt(False, "read the input from the earliest offset (else the latest)")
     exit_at_end: bool = _opt(False, "stop when the end of every input partition is reached")
+    labels_topic: str = _opt(
+        "labels", "topic of confirmed labels {transaction_id, label, reported_at} (with feedback)"
+    )
     source_batch_size: int = _opt(1000, "messages read from Kafka per poll")
     kafka_config: Mapping[str, str] = field(
         default_factory=lambda: types.MappingProxyType({}),
@@ -151,6 +154,41 @@ class EnsembleSettings:
     review_threshold: float = _opt(0.5, "score at or above which a decision is 'review'")
     block_threshold: float = _opt(0.85, "score at or above which a decision is 'block'")
     top_reasons: int = _opt(3, "reason codes kept per decision")
+    weight_supervised: float = _opt(0.8, "weight of the supervised model's probability (feedback)")
+    weight_entity: float = _opt(
+        2.0, "weight of entity risk, the highest smoothed entity fraud rate (feedback); capped at 1"
+    )
+    alert_budget: float = _opt(
+        0.0, "hold review+ alerts to at most this share of recent decisions per shard; 0 = off"
+    )
+    alert_budget_window: int = _opt(20000, "decisions per shard the alert budget's quantile spans")
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    feedback: bool = _opt(
+        False, "learn from labels: the labels topic in a live run, replayed labels in a backtest"
+    )
+    label_horizon: timedelta = _opt(
+        timedelta(days=14),
+        "a scored transaction waits this long (event time) for its label, then counts as legit",
+    )
+    max_pending: int = _opt(
+        2_000_000, "scored transactions kept for their labels at most (oldest go first)"
+    )
+    entity_fields: tuple[str, ...] = _opt(
+        ("merchant_id", "device_id", "country"), "transaction fields whose fraud rate is tracked"
+    )
+    entity_windows: tuple[timedelta, ...] = _opt(
+        (timedelta(days=7), timedelta(days=28)), "event-time windows of the entity fraud rates"
+    )
+    entity_prior_strength: float = _opt(
+        20.0, "pseudo-transactions at the overall fraud rate that smooth an entity's rate"
+    )
+    supervised_learning_rate: float = _opt(0.05, "SGD step of the online logistic regression")
+    supervised_warmup: int = _opt(
+        30, "fraud and legit examples the supervised model must learn before its probability counts"
+    )
 
 
 @dataclass(frozen=True)
@@ -191,6 +229,7 @@ class Settings:
     sinks: SinkSettings = field(default_factory=SinkSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -208,9 +247,14 @@ def _check(s: Settings) -> None:
             f"{e.review_threshold} and {e.block_threshold}"
         )
         raise ConfigError(msg)
-    for name in ("weight_hst", "weight_zscore", "weight_iqr", "weight_rules"):
+    for name in ("weight_hst", "weight_zscore", "weight_iqr", "weight_rules", "weight_supervised"):
         if not 0 <= getattr(e, name) <= 1:
             raise ConfigError(f"ensemble.{name}: must be within [0, 1]")
+    if e.weight_entity < 0:
+        raise ConfigError("ensemble.weight_entity: must be >= 0")
+    if not 0 <= e.alert_budget < 1 or e.alert_budget_window < 100:
+        raise ConfigError("ensemble: need 0 <= alert_budget < 1 and alert_budget_window >= 100")
+    _check_feedback(s.feedback)
     if not s.features.windows or any(w.total_seconds() <= 0 for w in s.features.windows):
         raise ConfigError("features.windows: need at least one positive window")
     for name, low in (
@@ -229,6 +273,24 @@ def _check(s: Settings) -> None:
         raise ConfigError("recovery.snapshot_interval: must be positive")
 
 
+ENTITY_FIELDS = ("merchant_id", "merchant_category", "country", "device_id", "ip", "payment_method")
+
+
+def _check_feedback(f: FeedbackSettings) -> None:
+    bad = [x for x in f.entity_fields if x not in ENTITY_FIELDS]
+    if bad or len(set(f.entity_fields)) != len(f.entity_fields):
+        raise ConfigError(
+            f"feedback.entity_fields: {', '.join(bad) or 'duplicates'}; "
+            f"choose distinct fields among {', '.join(ENTITY_FIELDS)}"
+        )
+    if any(w.total_seconds() < 86400 or w.total_seconds() % 86400 for w in f.entity_windows):
+        raise ConfigError("feedback.entity_windows: whole days only (1d, 7d, 28d)")
+    if f.label_horizon.total_seconds() <= 0 or f.max_pending < 1:
+        raise ConfigError("feedback: label_horizon and max_pending must be positive")
+    if f.entity_prior_strength <= 0 or f.supervised_learning_rate <= 0:
+        raise ConfigError("feedback: entity_prior_strength and supervised_learning_rate > 0")
+
+
 # --- loading ---------------------------------------------------------------
 
 SECTIONS: dict[str, type[Any]] = {
@@ -240,6 +302,7 @@ SECTIONS: dict[str, type[Any]] = {
     "sinks": SinkSettings,
     "recovery": RecoverySettings,
     "rules": RulesSettings,
+    "feedback": FeedbackSettings,
 }
 _HINTS = {sec: typing.get_type_hints(cls) for sec, cls in SECTIONS.items()}
 FIELDS: dict[str, tuple[str, dataclasses.Field[Any]]] = {

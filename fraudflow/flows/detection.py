@@ -1,10 +1,13 @@
 """The detection dataflow: one builder for run, demo, backtest, tests and clusters.
 
-    input -> parse/validate -> key by shard (= input partition)
+    input (+ labels input) -> parse/validate -> key by shard (= input partition)
           -> score: per-user features + the shard's Half-Space Trees
+             (labels pass through in their partition's order)
+          -> [feedback on] feedback: entity risk + supervised model, learn from labels
           -> decide: rules + ensemble
+          -> [alert_budget > 0] budget: per-shard review threshold from a score quantile
           -> alerts sink (tier >= review), decision sinks (all decisions)
-    parse/validate and duplicate errors -> dead-letter sink
+    parse/validate, duplicate and unusable-label errors -> dead-letter sink
 
 Why shards are input partitions: docs/architecture.md.
 
@@ -28,14 +31,19 @@ from fraudflow.flows import routing
 from fraudflow.flows.io import FlowIO
 from fraudflow.flows.stats import RunStats
 from fraudflow.flows.wiring import kafka_io
+from fraudflow.operators.budget import AlertBudget
 from fraudflow.operators.catalogue import feature_catalogue
 from fraudflow.operators.ensemble import EnsembleParams, decide, model_version
 from fraudflow.operators.features import FeatureParams, user_step
+from fraudflow.operators.feedback import FeedbackParams, apply_label, enrich
 from fraudflow.operators.hst import HstShard
-from fraudflow.operators.parse import parse_message
-from fraudflow.records import DeadLetter, Decision, FeatureRow, Transaction
+from fraudflow.operators.parse import looks_like_label, parse_label, parse_message
+from fraudflow.records import DeadLetter, Decision, FeatureRow, Label, Transaction
 from fraudflow.rules import RuleWatcher
+from fraudflow.state.feedback import FeedbackState
 from fraudflow.state.user import UserState
+
+Scored = FeatureRow | DeadLetter | Label
 
 
 class ShardState:
@@ -49,8 +57,11 @@ class ShardState:
         self.model: HstShard | None = None
 
 
-class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes | None]):
+class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
     """Per-user features and the shard's Half-Space Trees, in source order.
+
+    Labels pass through untouched, in their place in the partition's order,
+    so a replay that interleaves them with transactions stays deterministic.
 
     A shard is one input partition (Kafka keys records by user, so a user
     lives in one partition). Rows reach it from one reader in offset order,
@@ -76,13 +87,16 @@ class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes 
         self.sweep_every = min(fp.idle, SWEEP_SECONDS)
         self.next_sweep = time.time() + self.sweep_every
 
-    def on_batch(self, values: list[Transaction]) -> tuple[list[FeatureRow | DeadLetter], bool]:
+    def on_batch(self, values: list[Transaction | Label]) -> tuple[list[Scored], bool]:
         st, fp = self.state, self.fp
         users, seen = st.users, st.seen
         now = time.time()
-        out: list[FeatureRow | DeadLetter] = []
+        out: list[Scored] = []
         rows: list[FeatureRow] = []
         for txn in values:
+            if isinstance(txn, Label):
+                out.append(txn)
+                continue
             uid = txn.user_id
             users[uid], res = user_step(users.get(uid), txn, fp)
             seen[uid] = now
@@ -100,7 +114,7 @@ class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes 
     def notify_at(self) -> datetime:
         return datetime.fromtimestamp(self.next_sweep, UTC)
 
-    def on_notify(self) -> tuple[list[FeatureRow | DeadLetter], bool]:
+    def on_notify(self) -> tuple[list[Scored], bool]:
         now = time.time()
         cutoff = now - self.fp.idle
         users, seen = self.state.users, self.state.seen
@@ -119,20 +133,85 @@ class ShardLogic(StatefulBatchLogic[Transaction, FeatureRow | DeadLetter, bytes 
 SWEEP_SECONDS = 60.0
 
 
-def _is_transaction(x: Transaction | DeadLetter) -> TypeGuard[Transaction]:
-    return type(x) is Transaction
+class FeedbackLogic(StatefulBatchLogic[FeatureRow | Label, FeatureRow | DeadLetter, bytes | None]):
+    """The one feedback state of the flow: rows are enriched, labels learned, in arrival order.
+
+    One key, so one worker holds it: every shard's labels reach the entity
+    counts and the model that score every shard (docs/feedback.md).
+    """
+
+    def __init__(
+        self,
+        p: FeedbackParams,
+        state: FeedbackState | None,
+        keep: bool,
+        stats: RunStats,
+        clock: Any,
+    ) -> None:
+        self.p = p
+        self.state = state or p.new_state()
+        self.keep = keep
+        self.stats = stats
+        self.clock = clock
+
+    def on_batch(
+        self, values: list[FeatureRow | Label]
+    ) -> tuple[list[FeatureRow | DeadLetter], bool]:
+        st, p = self.state, self.p
+        out: list[FeatureRow | DeadLetter] = []
+        labels = frauds = 0
+        now = self.clock()
+        for item in values:
+            if isinstance(item, FeatureRow):
+                enrich(st, item, p)
+                out.append(item)
+                continue
+            dead = apply_label(st, item, p, now)
+            if dead is None:
+                labels += 1
+                frauds += item.label
+            else:
+                out.append(dead)
+        self.stats.feedback(labels, frauds, len(st.pending))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        return pickle.dumps(self.state, pickle.HIGHEST_PROTOCOL) if self.keep else None
+
+
+class BudgetLogic(StatefulBatchLogic[Decision, Decision, bytes | None]):
+    """One shard's alert budget (see :mod:`fraudflow.operators.budget`)."""
+
+    def __init__(self, budget: AlertBudget, keep: bool) -> None:
+        self.budget = budget
+        self.keep = keep
+
+    def on_batch(self, values: list[Decision]) -> tuple[list[Decision], bool]:
+        apply = self.budget.apply
+        return [apply(d) for d in values], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        return pickle.dumps(self.budget, pickle.HIGHEST_PROTOCOL) if self.keep else None
+
+
+def _is_valid(x: Transaction | Label | DeadLetter) -> TypeGuard[Transaction | Label]:
+    return type(x) is not DeadLetter
+
+
+def _is_scored(x: Scored) -> TypeGuard[FeatureRow | Label]:
+    return type(x) is not DeadLetter
 
 
 def _is_row(x: FeatureRow | DeadLetter) -> TypeGuard[FeatureRow]:
     return type(x) is FeatureRow
 
 
-def shard_key(txn: Transaction) -> str:
+def shard_key(item: Transaction | Label) -> str:
     """The shard of a record: its input partition (keyed to spread over workers)."""
-    return routing.shard_key(txn.topic, txn.partition)
+    return routing.shard_key(item.topic, item.partition)
 
 
-def _shard_number(txn: Transaction) -> int:
+def _shard_number(txn: Transaction | Label) -> int:
     """Seeds the shard's model: the partition number, so a file replayed in a
     backtest gets the same model as partition 0 of a live topic."""
     return max(txn.partition, 0)
@@ -155,16 +234,28 @@ def build_flow(
     fparams = FeatureParams.from_settings(settings.features, vset)
     eparams = EnsembleParams.from_settings(settings.ensemble)
     mver = model_version(settings)
-    catalogue = feature_catalogue(settings.features.windows)
+    feedback = settings.feedback.feedback
+    catalogue = feature_catalogue(settings.features.windows, settings.feedback)
     rules = RuleWatcher(settings.rules.rules, catalogue, settings.rules.rules_reload_interval)
     require_key = io.require_key
+    interleaved = feedback and io.interleaved_labels
     stats.set_versions(rules.current().version, mver)
 
-    def parse_batch(msgs: list[Any]) -> list[Transaction | DeadLetter]:
+    def parse_batch(msgs: list[Any]) -> list[Transaction | Label | DeadLetter]:
         now = clock()
-        out = [parse_message(m, vset, now, require_key=require_key) for m in msgs]
+        out: list[Transaction | Label | DeadLetter] = [
+            parse_label(m, vset, now)
+            if interleaved and looks_like_label(m)
+            else parse_message(m, vset, now, require_key=require_key)
+            for m in msgs
+        ]
         stats.received(len(msgs))
         return out
+
+    def parse_labels(msgs: list[Any]) -> list[Label | DeadLetter]:
+        now = clock()
+        stats.received(len(msgs))
+        return [parse_label(m, vset, now) for m in msgs]
 
     def shard_builder(resume: bytes | None) -> ShardLogic:
         return ShardLogic(fparams, settings.model, _restore(resume), keep_state, stats)
@@ -181,22 +272,65 @@ def build_flow(
         return out
 
     def count_dead(letters: list[Any]) -> list[DeadLetter]:
-        # the false sides of the two branches hold only dead letters
+        # the false sides of the branches hold only dead letters
         stats.dead(letters)
         return letters
 
     flow = Dataflow(flow_id)
-    raw = op.input("input", flow, io.source)
-    parsed = op.flat_map_batch("parse", raw, parse_batch)
-    valid = op.branch("split_invalid", parsed, _is_transaction)
+    parsed = op.flat_map_batch("parse", op.input("input", flow, io.source), parse_batch)
+    if feedback and io.labels is not None:
+        raw_labels = op.input("labels_input", flow, io.labels)
+        parsed = op.merge(
+            "with_labels", parsed, op.flat_map_batch("parse_labels", raw_labels, parse_labels)
+        )
+    valid = op.branch("split_invalid", parsed, _is_valid)
     by_shard = op.key_on("key_shard", valid.trues, shard_key)
-    featured = op.key_rm("unkey_shard", op.stateful_batch("score", by_shard, shard_builder))
-    rows = op.branch("split_duplicates", featured, _is_row)
-    decisions = op.flat_map_batch("decide", rows.trues, decide_batch)
-    alerts = op.filter("alerts", decisions, lambda d: d.is_alert)
-    dead = op.flat_map_batch(
-        "count_dead", op.merge("dead_letters", valid.falses, rows.falses), count_dead
+    scored = op.branch(
+        "split_duplicates",
+        op.key_rm("unkey_shard", op.stateful_batch("score", by_shard, shard_builder)),
+        _is_scored,
     )
+    dead_streams = [valid.falses, scored.falses]
+    rows: Any = scored.trues
+    if feedback:
+        fb = FeedbackParams.from_settings(settings.feedback, catalogue)
+
+        def feedback_builder(resume: bytes | None) -> FeedbackLogic:
+            return FeedbackLogic(fb, _restore(resume), keep_state, stats, clock)
+
+        learned = op.branch(
+            "split_label_errors",
+            op.key_rm(
+                "unkey_feedback",
+                op.stateful_batch(
+                    "feedback",
+                    op.key_on("key_feedback", rows, lambda _: "feedback"),
+                    feedback_builder,
+                ),
+            ),
+            _is_row,
+        )
+        rows = learned.trues
+        dead_streams.append(learned.falses)
+    decisions = op.flat_map_batch("decide", rows, decide_batch)
+    ens = settings.ensemble
+    if ens.alert_budget > 0:
+
+        def budget_builder(resume: bytes | None) -> BudgetLogic:
+            kept = _restore(resume)
+            return BudgetLogic(
+                kept or AlertBudget(ens.alert_budget, ens.alert_budget_window), keep_state
+            )
+
+        decisions = op.key_rm(
+            "unkey_budget",
+            op.stateful_batch(
+                "budget", op.key_on("key_budget", decisions, lambda d: shard_key(d.txn)),
+                budget_builder,
+            ),
+        )  # fmt: skip
+    alerts = op.filter("alerts", decisions, lambda d: d.is_alert)
+    dead = op.flat_map_batch("count_dead", op.merge("dead_letters", *dead_streams), count_dead)
     op.output("alerts_out", alerts, io.alerts)
     op.output("dead_letters_out", dead, io.dead_letters)
     for name, sink in io.decisions:

@@ -18,7 +18,7 @@ Clock = Callable[[], float]
 
 @dataclass
 class FlowIO:
-    """The source, the sinks, the clock used for validation, and the run counters."""
+    """The sources, the sinks, the clock used for validation, and the run counters."""
 
     source: Source[Any]
     alerts: Sink[Decision]
@@ -27,3 +27,5 @@ class FlowIO:
     require_key: bool = True  # Kafka keys must equal user_id; files have no keys
     clock: Clock = time.time
     stats: RunStats = field(default_factory=RunStats)
+    labels: Source[Any] | None = None  # the labels topic (used when feedback is on)
+    interleaved_labels: bool = False  # the source carries labels among transactions (replays)

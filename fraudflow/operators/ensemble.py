@@ -29,7 +29,11 @@ DETECTORS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "zscore": ("AMOUNT_ZSCORE", ("amount", "amount_mean", "amount_z", "txn_count")),
     "iqr": ("AMOUNT_IQR", ("amount", "amount_iqr_excess", "txn_count")),
+    # with feedback on (docs/feedback.md)
+    "supervised": ("SUPERVISED_MODEL", ("supervised_score", "entity_risk")),
+    "entity": ("ENTITY_RISK", ()),  # detail: the entity rates behind it, highest first
 }
+FEEDBACK_DETECTORS = {"supervised": "supervised_score", "entity": "entity_risk"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,13 @@ class EnsembleParams:
     @classmethod
     def from_settings(cls, e: EnsembleSettings) -> EnsembleParams:
         return cls(
-            weights={"hst": e.weight_hst, "zscore": e.weight_zscore, "iqr": e.weight_iqr},
+            weights={
+                "hst": e.weight_hst,
+                "zscore": e.weight_zscore,
+                "iqr": e.weight_iqr,
+                "supervised": e.weight_supervised,
+                "entity": e.weight_entity,
+            },
             weight_rules=e.weight_rules,
             review=e.review_threshold,
             block=e.block_threshold,
@@ -81,6 +91,20 @@ def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
 
 
+def _entity_detail(f: dict[str, Any]) -> dict[str, Any]:
+    """The three highest entity fraud rates, and which entities they belong to."""
+    rates = sorted(
+        ((v, k) for k, v in f.items() if "_fraud_rate_" in k), key=lambda t: (-t[0], t[1])
+    )[:3]
+    out: dict[str, Any] = {}
+    for v, k in rates:
+        prefix = k.split("_fraud_rate_")[0]
+        field = prefix if prefix in f else f"{prefix}_id"
+        out[field] = f.get(field)
+        out[k] = _round(v)
+    return out
+
+
 def decide(
     row: FeatureRow,
     hits: Sequence[RuleHit],
@@ -93,14 +117,18 @@ def decide(
     """The ensemble's verdict on one scored feature row."""
     f = row.features
     scores = {"hst": f["hst_score"], "zscore": f["zscore_score"], "iqr": f["iqr_score"]}
+    for name, feature in FEEDBACK_DETECTORS.items():
+        if feature in f:
+            scores[name] = f[feature]
     contributions: list[Reason] = []
     keep = 1.0
     for name, s in scores.items():
-        c = p.weights[name] * s
+        c = min(1.0, p.weights[name] * s)
         keep *= 1.0 - c
         if c > 0.0:
             code, shown = DETECTORS[name]
-            contributions.append(Reason(code, c, {k: _round(f[k]) for k in shown if k in f}))
+            detail = {k: _round(f[k]) for k in shown if k in f} if shown else _entity_detail(f)
+            contributions.append(Reason(code, c, detail))
     rule_keep = 1.0
     forced = 0
     rule_hits = []
@@ -139,4 +167,5 @@ def decide(
         features=f,
         processed_at=now,
         late=bool(f.get("late", False)),
+        review_threshold=p.review,
     )

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from fraudflow.config.settings import ValidationSettings
-from fraudflow.records import DeadLetter, Transaction
+from fraudflow.records import DeadLetter, Label, Transaction
 
 
 class RawMessage(Protocol):
@@ -50,6 +50,8 @@ ERROR_CODES = (
     "empty_key",
     "key_mismatch",
     "duplicate",
+    "label_unknown_transaction",
+    "label_expired",
 )
 
 _ID_MAX = 128
@@ -107,7 +109,7 @@ def _number(v: Any, name: str) -> float:
     return f
 
 
-def parse_timestamp(v: Any) -> float:
+def parse_timestamp(v: Any, name: str = "timestamp") -> float:
     """RFC 3339 with a zone, or epoch milliseconds, to epoch seconds.
 
     >>> parse_timestamp("2026-01-02T03:04:05Z"), parse_timestamp(1767322045000)
@@ -115,25 +117,41 @@ def parse_timestamp(v: Any) -> float:
     """
     if isinstance(v, bool):
         raise Invalid(
-            "bad_type", "field 'timestamp' must be an RFC 3339 string or epoch ms, got bool"
+            "bad_type", f"field {name!r} must be an RFC 3339 string or epoch ms, got bool"
         )
     if isinstance(v, int | float):
         if not math.isfinite(v):
-            raise Invalid("bad_timestamp", "field 'timestamp' is not finite")
+            raise Invalid("bad_timestamp", f"field {name!r} is not finite")
         return float(v) / 1000.0
     if not isinstance(v, str):
         raise Invalid(
-            "bad_type", f"field 'timestamp' must be an RFC 3339 string or epoch ms, got {_kind(v)}"
+            "bad_type", f"field {name!r} must be an RFC 3339 string or epoch ms, got {_kind(v)}"
         )
     if len(v) > 64:
-        raise Invalid("bad_timestamp", "field 'timestamp' is too long")
+        raise Invalid("bad_timestamp", f"field {name!r} is too long")
     try:
         dt = datetime.fromisoformat(v)
     except ValueError:
-        raise Invalid("bad_timestamp", "field 'timestamp' is not RFC 3339") from None
+        raise Invalid("bad_timestamp", f"field {name!r} is not RFC 3339") from None
     if dt.tzinfo is None or dt.utcoffset() is None:
-        raise Invalid("naive_timestamp", "field 'timestamp' has no time zone")
+        raise Invalid("naive_timestamp", f"field {name!r} has no time zone")
     return dt.timestamp()
+
+
+def _time_field(obj: dict[str, Any], name: str, settings: ValidationSettings, now: float) -> float:
+    if name not in obj or obj[name] is None:
+        raise Invalid("missing_field", f"required field {name!r} is missing")
+    ts = parse_timestamp(obj[name], name)
+    if (
+        ts < now - settings.max_event_age.total_seconds()
+        or ts > now + settings.max_future_skew.total_seconds()
+    ):
+        raise Invalid(
+            "timestamp_out_of_range",
+            f"field {name!r} is outside the accepted range "
+            f"(now - {settings.max_event_age.days}d .. now + {settings.max_future_skew})",
+        )
+    return ts
 
 
 def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: float) -> Transaction:
@@ -145,18 +163,7 @@ def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: floa
     amount = _number(obj["amount"], "amount")
     if amount < 0:
         raise Invalid("bad_amount", "field 'amount' is negative")
-    if "timestamp" not in obj or obj["timestamp"] is None:
-        raise Invalid("missing_field", "required field 'timestamp' is missing")
-    ts = parse_timestamp(obj["timestamp"])
-    if (
-        ts < now - settings.max_event_age.total_seconds()
-        or ts > now + settings.max_future_skew.total_seconds()
-    ):
-        raise Invalid(
-            "timestamp_out_of_range",
-            "field 'timestamp' is outside the accepted range "
-            f"(now - {settings.max_event_age.days}d .. now + {settings.max_future_skew})",
-        )
+    ts = _time_field(obj, "timestamp", settings, now)
     currency = _optional_str(obj, "currency") or settings.default_currency
     if not _CURRENCY.fullmatch(currency):
         raise Invalid("bad_value", "field 'currency' must be an ISO 4217 code like 'USD'")
@@ -189,6 +196,40 @@ def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: floa
     )
 
 
+def _decode(value: bytes | None, settings: ValidationSettings) -> dict[str, Any]:
+    """The message's JSON object, or Invalid saying why it is not one."""
+    if value is None or len(value) == 0:
+        raise Invalid("empty_value", "message has no value")
+    if len(value) > settings.max_message_bytes:
+        raise Invalid(
+            "oversize", f"message is {len(value)} bytes, limit {settings.max_message_bytes}"
+        )
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})") from None
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid("bad_json", f"value is not JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(obj, dict):
+        raise Invalid("not_object", f"value must be a JSON object, got {_kind(obj)}")
+    return obj
+
+
+def _dead(msg: RawMessage, err: Invalid, now: float) -> DeadLetter:
+    return DeadLetter(
+        code=err.code,
+        message=err.message,
+        value=msg.value,
+        key=msg.key,
+        topic=msg.topic or "",
+        partition=-1 if msg.partition is None else msg.partition,
+        offset=-1 if msg.offset is None else msg.offset,
+        dead_at=now,
+    )
+
+
 def parse_message(
     msg: RawMessage, settings: ValidationSettings, now: float, *, require_key: bool
 ) -> Transaction | DeadLetter:
@@ -197,42 +238,64 @@ def parse_message(
     ``require_key``: the message must carry a non-empty key equal to its
     user_id (true for Kafka, where the key decides the partition).
     """
-    value = msg.value
     try:
-        if value is None or len(value) == 0:
-            raise Invalid("empty_value", "message has no value")
-        if len(value) > settings.max_message_bytes:
-            raise Invalid(
-                "oversize", f"message is {len(value)} bytes, limit {settings.max_message_bytes}"
-            )
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Invalid("not_utf8", f"value is not UTF-8 (byte {exc.start})") from None
-        try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            raise Invalid("bad_json", f"value is not JSON: {exc.msg} at {exc.pos}") from None
-        if not isinstance(obj, dict):
-            raise Invalid("not_object", f"value must be a JSON object, got {_kind(obj)}")
-        txn = validate_object(obj, settings, now)
+        txn = validate_object(_decode(msg.value, settings), settings, now)
         if require_key:
             if not msg.key:
                 raise Invalid("empty_key", "message has no key (the key must be the user_id)")
             if msg.key != txn.user_id.encode("utf-8"):
                 raise Invalid("key_mismatch", "message key differs from field 'user_id'")
     except Invalid as err:
-        return DeadLetter(
-            code=err.code,
-            message=err.message,
-            value=value,
-            key=msg.key,
-            topic=msg.topic or "",
-            partition=-1 if msg.partition is None else msg.partition,
-            offset=-1 if msg.offset is None else msg.offset,
-            dead_at=now,
-        )
+        return _dead(msg, err, now)
     txn.topic = msg.topic or ""
     txn.partition = -1 if msg.partition is None else msg.partition
     txn.offset = -1 if msg.offset is None else msg.offset
     return txn
+
+
+def looks_like_label(msg: RawMessage) -> bool:
+    """In a replay that interleaves labels with transactions: is this line a label?
+
+    A label has ``reported_at`` and ``label`` and no ``amount``; anything
+    else is parsed (and, if bad, dead-lettered) as a transaction.
+    """
+    v = msg.value
+    return v is not None and b'"reported_at"' in v and b'"label"' in v and b'"amount"' not in v
+
+
+LABEL_VALUES: dict[Any, int] = {0: 0, 1: 1, "fraud": 1, "legit": 0, "0": 0, "1": 1}
+
+
+def parse_label(msg: RawMessage, settings: ValidationSettings, now: float) -> Label | DeadLetter:
+    """One raw labels-topic message to a Label, or to a DeadLetter with the reason.
+
+    The value is ``{"transaction_id": str, "label": 0|1|"fraud"|"legit",
+    "reported_at": RFC 3339 or epoch ms}``; the key is not checked.
+
+    >>> from types import SimpleNamespace as M
+    >>> v = b'{"transaction_id": "t1", "label": "fraud", "reported_at": "2026-01-02T00:00:00Z"}'
+    >>> msg = M(key=None, value=v, topic="labels", partition=0, offset=3)
+    >>> parse_label(msg, ValidationSettings(), 1767312000.0).label
+    1
+    """
+    try:
+        obj = _decode(msg.value, settings)
+        transaction_id = _required_str(obj, "transaction_id")
+        if "label" not in obj or obj["label"] is None:
+            raise Invalid("missing_field", "required field 'label' is missing")
+        raw = obj["label"]
+        if not isinstance(raw, int | str) or isinstance(raw, bool) or raw not in LABEL_VALUES:
+            raise Invalid("bad_value", "field 'label' must be 0, 1, 'fraud' or 'legit'")
+        reported_at = _time_field(obj, "reported_at", settings, now)
+    except Invalid as err:
+        return _dead(msg, err, now)
+    return Label(
+        transaction_id=transaction_id,
+        label=LABEL_VALUES[raw],
+        reported_at=reported_at,
+        value=msg.value or b"",
+        key=msg.key,
+        topic=msg.topic or "",
+        partition=-1 if msg.partition is None else msg.partition,
+        offset=-1 if msg.offset is None else msg.offset,
+    )

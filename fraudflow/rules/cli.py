@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
 
 def _catalogue(args: argparse.Namespace) -> dict[str, FeatureSpec]:
     settings = settings_from_args(args, _SETTINGS)
-    return feature_catalogue(settings.features.windows)
+    return feature_catalogue(settings.features.windows, settings.feedback)
 
 
 def _check(args: argparse.Namespace) -> int:

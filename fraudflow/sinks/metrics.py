@@ -32,6 +32,17 @@ DEAD_LETTERED = Counter(
     ["code"],
     registry=REGISTRY,
 )
+LABELS = Counter(
+    "fraudflow_labels_applied",
+    "Labels the feedback step learned from, by label (fraud, legit)",
+    ["label"],
+    registry=REGISTRY,
+)
+AWAITING_LABELS = Gauge(
+    "fraudflow_feedback_pending",
+    "Scored transactions the feedback step keeps until their label or the horizon",
+    registry=REGISTRY,
+)
 DECISIONS = Counter(
     "fraudflow_decisions", "Decisions by tier (approve, review, block)", ["tier"], registry=REGISTRY
 )
@@ -113,6 +124,15 @@ def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S10
 def observe_received(n: int) -> None:
     """``n`` raw records were read from the source."""
     RECEIVED.inc(n)
+
+
+def observe_labels(labels: int, frauds: int, pending: int) -> None:
+    """A feedback batch: labels applied and the transactions still awaiting one."""
+    if frauds:
+        LABELS.labels(label="fraud").inc(frauds)
+    if labels > frauds:
+        LABELS.labels(label="legit").inc(labels - frauds)
+    AWAITING_LABELS.set(pending)
 
 
 def observe_dead_letters(letters: Sequence[DeadLetter]) -> None:

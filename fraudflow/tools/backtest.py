@@ -12,6 +12,7 @@ runs) and ``--report DIR`` (Markdown and self-contained HTML with plots).
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import tempfile
 from collections import Counter
@@ -27,11 +28,18 @@ from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaException
 
-from fraudflow.backtest.labels import label_known_at, label_of, parse_time
+from fraudflow.backtest.labels import (
+    Event,
+    Label,
+    label_known_at,
+    label_of,
+    merge_labels,
+    parse_time,
+)
 from fraudflow.backtest.metrics import Metrics, compute
 from fraudflow.backtest.report import write_report
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
-from fraudflow.connectors.csv_source import CsvSource, read_csv_records
+from fraudflow.connectors.csv_source import CsvSource, read_csv_records, row_to_record
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
@@ -106,6 +114,68 @@ def input_source(paths: list[Path]) -> Source[Any]:
     return JsonLinesSource(paths)
 
 
+def _lines(path: Path) -> Iterator[bytes]:
+    """A file's records as JSON lines (CSV rows converted), blank lines dropped."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                yield orjson.dumps(row_to_record(row))
+        return
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                yield line.rstrip(b"\r\n")
+
+
+def _event_time(line: bytes) -> tuple[str | None, float | None]:
+    try:
+        obj = orjson.loads(line)
+        tid, ts = obj.get("transaction_id"), obj.get("timestamp")
+        t = ts / 1000.0 if isinstance(ts, int | float) else parse_time(ts)
+    except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
+        return None, None
+    return (tid if isinstance(tid, str) else None), t
+
+
+def interleave_labels(
+    paths: Sequence[Path], labels: Mapping[str, LabelInfo], delay: timedelta, out_dir: Path
+) -> list[Path]:
+    """Copy each input file with its transactions' labels placed where they become known.
+
+    A label line ``{"transaction_id", "label", "reported_at"}`` goes before the
+    first record of the same file whose event time reaches the label's known
+    time (:func:`~fraudflow.backtest.labels.label_known_at`), so the replay
+    learns from it exactly when a live flow could have. Labels known after
+    the file's last record are left out. Every record keeps its place.
+    """
+    out: list[Path] = []
+    for path in paths:
+        events: list[Event[bytes]] = []
+        pending: list[Label] = []
+        clock = float("-inf")
+        for line in _lines(path):
+            tid, ts = _event_time(line)
+            clock = max(clock, ts) if ts is not None else clock
+            events.append(Event(clock, line))
+            info = labels.get(tid) if tid is not None else None
+            if info is not None and tid is not None and ts is not None:
+                pending.append(Label(label_known_at(ts, info.label_time, delay), tid, info.label))
+        dest = out_dir / (path.stem + ".jsonl")
+        with dest.open("wb") as f:
+            for item in merge_labels(events, pending):
+                if isinstance(item, Label):
+                    rec = {
+                        "transaction_id": item.transaction_id,
+                        "label": item.label,
+                        "reported_at": iso(item.known_at),
+                    }
+                    f.write(orjson.dumps(rec) + b"\n")
+                else:
+                    f.write(item.value + b"\n")
+        out.append(dest)
+    return out
+
+
 def count_records(path: Path) -> int:
     """Records in the file (non-blank lines; CSV rows after the header), for the progress bar."""
     n = 0
@@ -117,9 +187,18 @@ def count_records(path: Path) -> int:
 
 
 def replay(
-    settings: Settings, source: Source[Any], *, total: int = 0, progress: bool = False
+    settings: Settings,
+    source: Source[Any],
+    *,
+    total: int = 0,
+    progress: bool = False,
+    interleaved_labels: bool = False,
 ) -> Replay:
-    """Run the detection flow over ``source`` in this process and collect its outputs."""
+    """Run the detection flow over ``source`` in this process and collect its outputs.
+
+    ``interleaved_labels``: the source carries label lines among the
+    transactions (:func:`interleave_labels`), which feedback learns from.
+    """
     decisions: list[Decision] = []
     dead: list[DeadLetter] = []
     io = FlowIO(
@@ -128,6 +207,7 @@ def replay(
         dead_letters=CollectSink(dead),
         decisions=[("scores", CollectSink(decisions))],
         require_key=False,
+        interleaved_labels=interleaved_labels,
     )
     flow = build_flow(settings, io)
     with _progress_bar(io.stats, total, progress):
@@ -309,6 +389,14 @@ def register(sub: Any) -> None:
         metavar="DURATION",
         help="a label without label_time is known this long after its transaction (7d, 36h) [0s]",
     )
+    p.add_argument(
+        "--feedback",
+        choices=("off", "on", "compare"),
+        default="off",
+        help="learn from the labels as they become known (after --label-delay, or at label_time): "
+        "'on' replays with feedback, 'compare' replays without and with it and prints both "
+        "(docs/feedback.md) [off]",
+    )
     p.add_argument("--scores-out", type=Path, metavar="FILE.jsonl", help="write one line per txn")
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md/report.html here")
     p.add_argument(
@@ -372,20 +460,36 @@ def _millis(text: str | None) -> int | None:
 
 def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
     total = sum(count_records(p) for p in paths)
-    result = replay(settings, input_source(paths), total=total, progress=not args.quiet)
     labels = read_labels([args.labels] if args.labels else paths)
+    progress = not args.quiet
+    with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
+        if args.feedback == "off":
+            result = replay(settings, input_source(paths), total=total, progress=progress)
+        else:
+            fed = interleave_labels(paths, labels, args.label_delay, Path(tmp))
+            on = settings.replace(feedback=True)
+            if args.feedback == "compare":
+                base = replay(settings, input_source(paths), total=total, progress=progress)
+                base_graded = grade(base.decisions, labels, args.label_delay)
+            result = replay(
+                on, JsonLinesSource(fed), total=total + len(labels), progress=progress,
+                interleaved_labels=True,
+            )  # fmt: skip
     graded = grade(result.decisions, labels, args.label_delay)
     if args.scores_out is not None:
         write_scores(args.scores_out, result.decisions)
     if args.report is not None:
         write_report(args.report, graded.metrics, graded.y, graded.scores, title=title)
     print(summary_text(result, graded))
+    if args.feedback == "compare":
+        print()
+        print(compare_text(base, base_graded, result, graded, labels=labels, name="feedback on"))
     if args.compare is not None:
         try:
             other = compare_settings(args, settings, args.compare)
         except ConfigError as exc:
             return fail(str(exc))
-        result_b = replay(other, input_source(paths), total=total, progress=not args.quiet)
+        result_b = replay(other, input_source(paths), total=total, progress=progress)
         graded_b = grade(result_b.decisions, labels, args.label_delay)
         print()
         print(

@@ -131,18 +131,20 @@ def print_summary(
     not per process: there it is reported, not checked.
     """
     s = stats.snapshot()
-    balanced: bool = s["received"] == s["valid"] + s["dead_lettered"]
+    balanced: bool = s["received"] == s["valid"] + s["labels"] + s["dead_lettered"]
     ok = balanced or cluster
     if cluster:
         accounted = "per cluster: sum the fraudflow_records_* metrics over processes"
     else:
-        accounted = "yes" if balanced else "NO: received != valid + dead-lettered"
+        accounted = "yes" if balanced else "NO: received != valid + labels + dead-lettered"
     t = s["tiers"]
     lines = [
         "",
         "fraudflow run summary",
         f"  received        {s['received']:>10,}",
         f"  valid (scored)  {s['valid']:>10,}",
+        f"  labels applied  {s['labels']:>10,}   ({s['label_frauds']:,} fraud; "
+        f"{s['awaiting_labels']:,} transactions awaiting a label)",
         f"  dead-lettered   {s['dead_lettered']:>10,}   {_codes(s['dead_by_code'])}",
         f"  accounted for   {accounted}",
         f"  late records    {s['late']:>10,}   (scored, flagged, not learned from)",

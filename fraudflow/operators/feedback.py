@@ -1,0 +1,218 @@
+"""Learn from confirmed labels: entity fraud rates and an online supervised model.
+
+Two pure steps on :class:`~fraudflow.state.feedback.FeedbackState`:
+
+- :func:`enrich` (a scored row): add the entity risk features (the smoothed
+  confirmed-fraud rate and fraud count of the row's merchant, device,
+  country... over each entity window) and the supervised model's probability,
+  *before* anything is learned from this transaction; then count it at its
+  entities and keep what the model saw until its label arrives. A row whose
+  label has not come within the label horizon counts as legit: the model
+  learns it as such and it leaves.
+- :func:`apply_label` (a label): find the kept row, move the entity fraud
+  counts (a later label replaces an earlier one, counts included) and let
+  the model learn the row with its label. A label for a transaction that is
+  not kept is returned as a dead letter: ``label_expired`` when it left
+  recently, ``label_unknown_transaction`` otherwise.
+
+A smoothed rate is ``(frauds + m * p0) / (transactions + m)`` over the
+window, where ``p0`` is the overall confirmed-fraud rate in the same window
+and ``m`` is ``entity_prior_strength``: an entity with few transactions
+stays near the overall rate until its own evidence outweighs it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from river import linear_model, optim, preprocessing
+
+from fraudflow.config.settings import FeedbackSettings
+from fraudflow.operators.catalogue import FeatureSpec, entity_prefix, window_label
+from fraudflow.records import DeadLetter, FeatureRow, Label
+from fraudflow.state.feedback import DAY, FeedbackState, Pending
+
+TOTAL = ""  # the entity key of the totals over every transaction
+SWEEP_ROWS = 50_000  # rows between sweeps of idle entities
+# model inputs with heavy tails enter as log1p(max(x, 0)); the rest are clipped
+_LOG_INPUTS = (
+    "amount",
+    "amount_mean",
+    "secs_since_prev",
+    "txn_count",
+    "travel_kmh",
+    "device_age_h",
+    "country_age_h",
+    "distinct_merchants_24h",
+    "distinct_countries_24h",
+)
+_NOT_INPUTS = ("hour", "late", "supervised_score")
+_CLIP = 50.0
+
+
+@dataclass(frozen=True)
+class FeedbackParams:
+    """Feedback settings, pre-computed once."""
+
+    fields: tuple[tuple[str, str], ...]  # (transaction attribute, feature prefix)
+    windows: tuple[tuple[str, int], ...]  # (label, days)
+    horizon: float
+    max_pending: int
+    prior_strength: float
+    learning_rate: float
+    warmup: int
+    inputs: tuple[tuple[str, int], ...]  # (feature, 0 raw | 1 log1p)
+
+    @property
+    def keep_days(self) -> int:
+        return max(d for _, d in self.windows)
+
+    @classmethod
+    def from_settings(
+        cls, f: FeedbackSettings, catalogue: Mapping[str, FeatureSpec]
+    ) -> FeedbackParams:
+        inputs = tuple(
+            (n, int(n in _LOG_INPUTS or n.startswith(("count_", "sum_")) or "_frauds_" in n))
+            for n, spec in catalogue.items()
+            if spec.type in (int, float, bool) and n not in _NOT_INPUTS
+        )
+        return cls(
+            fields=tuple((x, entity_prefix(x)) for x in f.entity_fields),
+            windows=tuple(
+                (window_label(w), int(w.total_seconds() // DAY)) for w in f.entity_windows
+            ),
+            horizon=f.label_horizon.total_seconds(),
+            max_pending=f.max_pending,
+            prior_strength=f.entity_prior_strength,
+            learning_rate=f.supervised_learning_rate,
+            warmup=f.supervised_warmup,
+            inputs=inputs,
+        )
+
+    def new_state(self) -> FeedbackState:
+        return FeedbackState(self.keep_days)
+
+
+def new_model(learning_rate: float) -> Any:
+    """Standardised inputs into an online logistic regression (deterministic, no seed needed)."""
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression(
+        optimizer=optim.SGD(learning_rate)
+    )
+
+
+def model_inputs(features: Mapping[str, Any], p: FeedbackParams) -> dict[str, float]:
+    """The model's view of a feature row: numbers, heavy tails logged, the rest clipped."""
+    x: dict[str, float] = {}
+    for name, log in p.inputs:
+        v = float(features.get(name, 0.0))
+        if log:
+            x[name] = math.log1p(max(v, 0.0))
+        else:
+            x[name] = min(_CLIP, max(-_CLIP, v)) if math.isfinite(v) else 0.0
+    return x
+
+
+def _entity_key(field: str, value: Any) -> str | None:
+    return None if value is None else f"{field}\x1f{value}"
+
+
+def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
+    """Add the feedback features to ``row`` (score), then count and keep it (learn later)."""
+    txn = row.txn
+    f = row.features
+    today = int(txn.ts // DAY)
+    counts = st.entities
+    m = p.prior_strength
+    keys: list[str] = []
+    risk = 0.0
+    totals = [counts.window(TOTAL, today, days) for _, days in p.windows]
+    for field, prefix in p.fields:
+        key = _entity_key(field, getattr(txn, field))
+        if key is not None:
+            keys.append(key)
+        for (lab, days), (n0, f0) in zip(p.windows, totals, strict=True):
+            p0 = f0 / n0 if n0 else 0.0
+            n, frauds = counts.window(key, today, days) if key is not None else (0, 0)
+            rate = (frauds + m * p0) / (n + m)
+            f[f"{prefix}_fraud_rate_{lab}"] = rate
+            f[f"{prefix}_frauds_{lab}"] = frauds
+            risk = max(risk, rate - p0)
+    f["entity_risk"] = risk
+    x = model_inputs(f, p)
+    if st.model is None:
+        st.model = new_model(p.learning_rate)
+    f["supervised_score"] = (
+        float(st.model.predict_proba_one(x).get(True, 0.0))
+        if st.frauds_learned >= p.warmup
+        else 0.0
+    )
+    # learn: this transaction counts at its entities and waits for its label
+    counts.add(TOTAL, today, 1, 0)
+    for key in keys:
+        counts.add(key, today, 1, 0)
+    tid = txn.transaction_id
+    if tid not in st.pending:
+        st.order.append(tid)
+    st.pending[tid] = Pending(txn.ts, tuple(keys), x)
+    st.watermark = max(st.watermark, txn.ts)
+    st.rows_seen += 1
+    _expire(st, p)
+    if st.rows_seen % SWEEP_ROWS == 0:
+        counts.sweep(int(st.watermark // DAY))
+
+
+def _expire(st: FeedbackState, p: FeedbackParams) -> None:
+    """Rows past the horizon or over the cap leave; unlabelled ones are learned as legit."""
+    cutoff = st.watermark - p.horizon
+    pending, order = st.pending, st.order
+    while order:
+        tid = order[0]
+        row = pending.get(tid)
+        if row is not None and row.ts >= cutoff and len(pending) <= p.max_pending:
+            break
+        order.popleft()
+        if row is None:
+            continue
+        del pending[tid]
+        if row.label < 0:
+            st.model.learn_one(row.x, False)
+            st.legit_learned += 1
+        st.remember_expired(tid, p.max_pending)
+
+
+def apply_label(
+    st: FeedbackState, label: Label, p: FeedbackParams, now: float
+) -> DeadLetter | None:
+    """Learn from one label; a dead letter when its transaction is not kept."""
+    row = st.pending.get(label.transaction_id)
+    if row is None:
+        if st.was_expired(label.transaction_id):
+            return label.dead(
+                "label_expired",
+                "the transaction left the feedback state (label horizon or max_pending) "
+                "and was learned as legit",
+                now,
+            )
+        return label.dead(
+            "label_unknown_transaction", "no scored transaction with this transaction_id", now
+        )
+    if label.reported_at < row.reported_at:
+        return None  # an older verdict than the one applied: superseded
+    row.reported_at = label.reported_at
+    if label.label == row.label:
+        return None
+    delta = (label.label == 1) - (row.label == 1)
+    if delta:
+        st.entities.add(TOTAL, row.day, 0, delta)
+        for key in row.entities:
+            st.entities.add(key, row.day, 0, delta)
+    row.label = label.label
+    if st.model is None:
+        st.model = new_model(p.learning_rate)
+    st.model.learn_one(row.x, bool(label.label))
+    st.frauds_learned += label.label
+    st.legit_learned += 1 - label.label
+    return None
