@@ -32,11 +32,21 @@ def client_config(k: KafkaSettings) -> dict[str, str]:
 
 def transactions_source(k: KafkaSettings) -> KafkaSource:
     """The input topic, one bytewax partition per Kafka partition."""
+    return topic_source(k, k.input_topic)
+
+
+def labels_source(k: KafkaSettings) -> KafkaSource:
+    """The labels topic (feedback), read like the input topic."""
+    return topic_source(k, k.labels_topic)
+
+
+def topic_source(k: KafkaSettings, topic: str) -> KafkaSource:
+    """A topic with the flow's client settings, start offset and end-of-input rule."""
     extra = dict(client_config(k))
     extra.pop("bootstrap.servers")
     return KafkaSource(
         brokers=list(k.brokers),
-        topics=[k.input_topic],
+        topics=[topic],
         tail=not k.exit_at_end,
         starting_offset=OFFSET_BEGINNING if k.from_beginning else OFFSET_END,
         add_config=extra,

@@ -14,7 +14,7 @@ from bytewax.outputs import Sink
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from fraudflow.config.settings import ConfigError, Settings
-from fraudflow.connectors.kafka import KafkaRecordSink, transactions_source
+from fraudflow.connectors.kafka import KafkaRecordSink, labels_source, transactions_source
 from fraudflow.flows.io import FlowIO
 from fraudflow.records import Decision
 from fraudflow.sinks.postgres import PostgresSink, migrate
@@ -41,7 +41,8 @@ def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
 
 
 def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = ()) -> FlowIO:
-    """Kafka in, alerts and dead letters to Kafka, plus the configured stores."""
+    """Kafka in (and the labels topic with feedback), alerts and dead letters to Kafka,
+    plus the configured stores."""
     k = settings.kafka
     if not k.brokers:
         raise ConfigError("kafka.brokers: no brokers given (--brokers or FRAUDFLOW_BROKERS)")
@@ -51,6 +52,7 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
         dead_letters=KafkaRecordSink(k, k.dlq_topic),
         decisions=[*store_sinks(settings), *extra],
         require_key=True,
+        labels=labels_source(k) if settings.feedback.feedback else None,
     )
 
 

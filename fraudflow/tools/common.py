@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from fraudflow.config.settings import FIELDS, ConfigError, Settings, _fmt, load_settings
 from fraudflow.flows.stats import RunStats
 
-_BOOL = {"from_beginning", "exit_at_end"}
+_BOOL = {name for name, (_sec, f) in FIELDS.items() if f.type in (bool, "bool")}
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
