@@ -15,6 +15,24 @@ Fraud is injected only for users with at least :data:`MIN_HISTORY` earlier
 transactions, in the scenarios of :data:`SCENARIOS`; ground truth rides in
 ``_label`` (0|1) and ``_scenario`` ("normal" or the scenario).
 
+One more scenario, :data:`COMPROMISED_MERCHANT`, is off unless asked for
+(``compromised_merchants=N``): N busy merchants (a skimmed terminal, a
+colluding shop) each charge victims' cards for ``compromise_days``. After each
+normal transaction at such a merchant inside its window, with chance
+:data:`COMPROMISE_FRAUD_RATIO` one fraud follows there within 90 minutes, for
+another user with history who is at home and awake then (same city for a shop,
+anyone for a web merchant), so about 40% of the merchant's transactions in its
+window are fraud. Each looks ordinary to the victim's own profile: an amount
+near their median, their home country, their own device and IP online, a card
+they hold, a category the merchant sells. Only the concentration at the
+merchant gives it away, which a flow learns from delayed labels, so windows
+are long (two weeks by default) and start after the first
+:data:`COMPROMISE_WARMUP` of the run's expected span. These frauds count
+against ``anomaly_rate``: the other scenarios start less often while they run,
+and the labelled share exceeds ``anomaly_rate`` only when the compromised
+merchants alone exceed it. With ``compromised_merchants=0`` the output is the
+same as without the scenario, record for record.
+
 >>> recs = list(generate(3, users=5, seed=1))
 >>> [r["transaction_id"] for r in recs]
 ['t1-000000000', 't1-000000001', 't1-000000002']
@@ -60,6 +78,11 @@ SCENARIOS: tuple[str, ...] = (
     "unusual_hour",
     "unusual_merchant_category",
 )
+COMPROMISED_MERCHANT = "compromised_merchant"  # merchant-level; off by default, see above
+COMPROMISE_FRAUD_RATIO = 0.7  # frauds per normal txn at a compromised merchant in its window
+COMPROMISE_WARMUP = 0.15  # windows start after this share of the expected event-time span
+COMPROMISE_DELAY_S = (60.0, 5400.0)  # a fraud follows the normal txn that triggers it by this
+_COMPROMISE_MIN_REGULARS = 3  # a candidate merchant is a favourite of at least this many users
 # relative start weights and mean sizes: labelled transactions end up roughly
 # balanced (card testing is a burst, so it starts less often)
 _SCENARIO_WEIGHT = {
@@ -204,6 +227,7 @@ class _User:
     last_geo: tuple[float, float, float] | None = (
         None  # (t, lat, lon) of the last geolocated record
     )
+    last_device: str | None = None  # of the user's last normal online payment
     known_merchants: set[str] = field(default_factory=set)
     categories: set[str] = field(default_factory=set)
     countries: set[str] = field(default_factory=set)
@@ -216,6 +240,14 @@ class _User:
     @property
     def median(self) -> float:
         return math.exp(self.log_median)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compromise:
+    merchant: _Merchant
+    start: float  # event time, seconds since the epoch
+    end: float
+    victims: tuple[_User, ...]  # who it may charge: the merchant's city, or everyone online
 
 
 def _jitter(rng: random.Random, lat: float, lon: float, km: float) -> tuple[float, float]:
@@ -304,6 +336,10 @@ class _Simulation:
             total += d * scale / (3600.0 * (u.window_len + NIGHT_WEIGHT * (24 - u.window_len)))
             cum.append(total)
         self.cum, self.total_rate = cum, total
+        self.daily = [d * scale for d in daily]  # expected transactions a day, per user
+        self.compromises: dict[str, _Compromise] = {}  # by merchant_id
+        # its own stream: the main one draws the same numbers with or without the scenario
+        self.compromise_rng = random.Random(f"{seed}/{COMPROMISED_MERCHANT}")  # noqa: S311
         self.heap: list[tuple[float, int, dict[str, Any]]] = []
         self.seq = 0
         self.pending = 0  # labelled transactions scheduled, not yet emitted
@@ -399,8 +435,11 @@ class _Simulation:
         u.known_merchants.add(m.merchant_id)
         u.categories.add(m.category)
         u.countries.add(country)
-        if geo is not None and scenario == "normal":  # where the card holder is, not a fraudster
-            u.last_geo = (t, geo[0], geo[1])
+        if scenario == "normal":  # the card holder's own, not a fraudster's
+            if geo is not None:
+                u.last_geo = (t, geo[0], geo[1])
+            if device is not None:
+                u.last_device = device
         rec: dict[str, Any] = {
             "transaction_id": "",  # numbered when emitted
             "user_id": u.user_id,
@@ -656,6 +695,112 @@ class _Simulation:
         self._schedule(u, [(t, rec)])
         return None
 
+    # --- compromised merchants ------------------------------------------
+
+    def _regular_traffic(self) -> dict[str, tuple[_Merchant, float, int]]:
+        """Expected normal transactions a day at each favourite merchant, and its regulars.
+
+        From the users' rates, channel shares and favourites (the n-th of k is
+        picked with chance sqrt((n+1)/k) - sqrt(n/k)); trips and new habits aside.
+        """
+        out: dict[str, tuple[_Merchant, float, int]] = {}
+        keep = 1.0 - NEW_MERCHANT_P
+        for u, d in zip(self.users, self.daily, strict=True):
+            pos_share = 1.0 - u.atm_share - u.online_share
+            for favs, share in (
+                (u.pos_favourites, pos_share),
+                (u.online_favourites, u.online_share),
+            ):
+                k = len(favs)
+                for n, m in enumerate(favs):
+                    if m.category in HIGH_RISK_CATEGORIES:
+                        continue
+                    p = math.sqrt((n + 1) / k) - math.sqrt(n / k)
+                    _m, per_day, regulars = out.get(m.merchant_id, (m, 0.0, 0))
+                    out[m.merchant_id] = (m, per_day + d * share * keep * p, regulars + 1)
+        return out
+
+    def compromise(self, count: int, merchants: int, days: float) -> None:
+        """Pick ``merchants`` busy merchants and their windows, before the run of ``count``.
+
+        The candidates are the busiest 1% (at least 3 per pick) of the merchants
+        that are favourites of several users; windows start at random after
+        the warm-up and, where the expected span allows, end before it does.
+        """
+        rng = self.compromise_rng
+        traffic = sorted(
+            self._regular_traffic().values(),
+            key=lambda x: (x[2] < _COMPROMISE_MIN_REGULARS, -x[1], x[0].merchant_id),
+        )
+        if merchants > len(traffic):
+            raise ValueError(
+                f"compromised_merchants={merchants} exceeds the {len(traffic)} merchants "
+                "with regular customers; use more users"
+            )
+        pool = [m for m, _, _ in traffic[: max(3 * merchants, len(traffic) // 100)]]
+        span = count * 86400.0 / sum(self.daily)
+        length = days * 86400.0
+        first = COMPROMISE_WARMUP * span
+        for m in sorted(rng.sample(pool, merchants), key=lambda m: m.merchant_id):
+            start = self.t0 + rng.uniform(first, max(first, span - length))
+            victims = tuple(u for u in self.users if m.channel == "online" or u.city == m.city)
+            self.compromises[m.merchant_id] = _Compromise(m, start, start + length, victims)
+
+    def _compromised_fraud(self, c: _Compromise, buyer: _User, t: float) -> None:
+        """Maybe schedule one fraud at ``c``'s merchant after ``buyer``'s normal txn at ``t``."""
+        rng = self.compromise_rng
+        if rng.random() >= COMPROMISE_FRAUD_RATIO:
+            return
+        ts = t + rng.uniform(*COMPROMISE_DELAY_S)
+        if ts >= c.end:
+            return
+        m = c.merchant
+        hour = int(ts % 86400.0 // 3600.0)
+        for _ in range(8):
+            v = rng.choice(c.victims)
+            if (
+                v is not buyer
+                and v.count >= MIN_HISTORY
+                and v.trip is None  # at home, with no trip planned
+                and t >= v.busy_until
+                and (hour - v.window_start) % 24 < v.window_len  # awake
+                and any(x != "wallet" for x in v.methods)  # a card to charge
+                and (m.channel == "pos" or v.last_device is not None)  # pays online
+                and not (m.channel == "pos" and self._too_fast(v, ts, m.lat, m.lon))
+            ):
+                break
+        else:
+            return
+        amount = v.median * rng.lognormvariate(0.0, 0.25)
+        card = next(x for x in v.methods if x != "wallet")
+        cc = CITIES[v.city][1]
+        if m.channel == "online":
+            near = rng.random() < ONLINE_GEO_P and not self._too_fast(v, ts, v.lat, v.lon)
+            rec = self._record(
+                v,
+                ts,
+                amount,
+                m,
+                country=cc,
+                method=card,
+                device=v.last_device,
+                ip=v.ip,
+                geo=(v.lat, v.lon) if near else None,
+                scenario=COMPROMISED_MERCHANT,
+            )
+        else:
+            rec = self._record(
+                v,
+                ts,
+                amount,
+                m,
+                country=cc,
+                method=card,
+                geo=(m.lat, m.lon),
+                scenario=COMPROMISED_MERCHANT,
+            )
+        self._schedule(v, [(ts, rec)])
+
     def _fraud_chance(self, emitted: int, labelled: int) -> float:
         """Chance that an eligible slot starts a scenario: aims at ``anomaly_rate`` overall.
 
@@ -709,6 +854,10 @@ class _Simulation:
                 rec_now = self._normal(u, t, where)
                 if u.trip is None and t >= u.busy_until and rng.random() < u.trip_p:
                     self._plan_trip(u, t)
+            if self.compromises and not rec_now["_label"]:
+                c = self.compromises.get(rec_now["merchant_id"])
+                if c is not None and c.start <= t < c.end:
+                    self._compromised_fraud(c, u, t)
             rec_now["transaction_id"] = f"{prefix}{emitted:09d}"
             yield rec_now
             emitted += 1
@@ -722,6 +871,8 @@ def generate(
     anomaly_rate: float = 0.01,
     start: datetime | None = None,
     rate: float | None = None,
+    compromised_merchants: int = 0,
+    compromise_days: float = 14.0,
 ) -> Iterator[dict[str, Any]]:
     """``count`` transactions in non-decreasing event time, deterministic for ``seed``.
 
@@ -730,7 +881,72 @@ def generate(
     time (default :data:`DEFAULT_START`). ``rate`` is the mean event-time rate
     in transactions per second over all users; by default each user makes
     about :data:`MEAN_DAILY_TXNS` a day, so the rate grows with ``users``.
+    ``compromised_merchants`` merchants each charge victims' cards for
+    ``compromise_days`` of event time (:data:`COMPROMISED_MERCHANT`, see the
+    module's docstring); 0, the default, leaves the output unchanged.
     """
+    return _simulation(
+        count,
+        users=users,
+        seed=seed,
+        anomaly_rate=anomaly_rate,
+        start=start,
+        rate=rate,
+        compromised_merchants=compromised_merchants,
+        compromise_days=compromise_days,
+    ).run(count)
+
+
+def compromised_windows(
+    count: int,
+    *,
+    users: int = 2000,
+    seed: int = 7,
+    start: datetime | None = None,
+    rate: float | None = None,
+    compromised_merchants: int,
+    compromise_days: float = 14.0,
+) -> list[tuple[str, datetime, datetime]]:
+    """(merchant_id, start, end) of each merchant :func:`generate` compromises with these arguments.
+
+    Its frauds fall within [start, end). ``anomaly_rate`` does not move the windows.
+
+    >>> [(m, s.date().isoformat()) for m, s, _ in compromised_windows(
+    ...     300_000, users=1000, seed=7, compromised_merchants=3)]
+    [('m-web-00190', '2025-01-04'), ('m-web-00330', '2025-01-11'), ('m-web-00346', '2025-01-08')]
+    """
+    sim = _simulation(
+        count,
+        users=users,
+        seed=seed,
+        anomaly_rate=0.0,
+        start=start,
+        rate=rate,
+        compromised_merchants=compromised_merchants,
+        compromise_days=compromise_days,
+    )
+    return [
+        (
+            c.merchant.merchant_id,
+            datetime.fromtimestamp(c.start, UTC),
+            datetime.fromtimestamp(c.end, UTC),
+        )
+        for c in sim.compromises.values()
+    ]
+
+
+def _simulation(
+    count: int,
+    *,
+    users: int,
+    seed: int,
+    anomaly_rate: float,
+    start: datetime | None,
+    rate: float | None,
+    compromised_merchants: int,
+    compromise_days: float,
+) -> _Simulation:
+    """A simulation ready to run, its arguments checked now rather than at the first record."""
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     if users < 1:
@@ -739,10 +955,17 @@ def generate(
         raise ValueError(f"anomaly_rate must be within [0, 0.5], got {anomaly_rate}")
     if rate is not None and not (rate > 0 and math.isfinite(rate)):
         raise ValueError(f"rate must be a positive number of transactions per second, got {rate}")
+    if compromised_merchants < 0:
+        raise ValueError(f"compromised_merchants must be >= 0, got {compromised_merchants}")
+    if not (compromise_days > 0 and math.isfinite(compromise_days)):
+        raise ValueError(f"compromise_days must be a positive number, got {compromise_days}")
     start = DEFAULT_START if start is None else start
     if start.tzinfo is None:
         raise ValueError("start must be an aware datetime (e.g. with tzinfo=UTC)")
-    return _Simulation(users, seed, anomaly_rate, start, rate).run(count)
+    sim = _Simulation(users, seed, anomaly_rate, start, rate)
+    if compromised_merchants:
+        sim.compromise(count, compromised_merchants, compromise_days)
+    return sim
 
 
 # --- bad inputs ------------------------------------------------------------
@@ -878,11 +1101,13 @@ def _malformed(
 
 __all__ = [
     "CHANNELS",
+    "COMPROMISED_MERCHANT",
     "DEFAULT_START",
     "HIGH_RISK_CATEGORIES",
     "MALFORMED_KINDS",
     "MAX_MESSAGE_BYTES",
     "SCENARIOS",
+    "compromised_windows",
     "generate",
     "haversine_km",
     "malformed",

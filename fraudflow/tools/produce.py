@@ -150,6 +150,8 @@ def messages(
     bad: int = 0,
     start: datetime | None = None,
     event_rate: float | None = None,
+    compromised_merchants: int = 0,
+    compromise_days: float = 14.0,
     kinds: tuple[str, ...] = MALFORMED_KINDS,
 ) -> Iterator[tuple[bytes | None, bytes, str, dict[str, Any] | None]]:
     """(key, value, kind, record) for every message: kind is VALID or a malformed kind.
@@ -159,7 +161,14 @@ def messages(
     if bad and count < 1:
         raise ValueError("--malformed needs at least one valid record (--count >= 1) to copy from")
     records = generate(
-        count, users=users, seed=seed, anomaly_rate=anomaly_rate, start=start, rate=event_rate
+        count,
+        users=users,
+        seed=seed,
+        anomaly_rate=anomaly_rate,
+        start=start,
+        rate=event_rate,
+        compromised_merchants=compromised_merchants,
+        compromise_days=compromise_days,
     )
     pool: deque[dict[str, Any]] = deque(maxlen=64)
     bad_iter = malformed(bad, seed=seed, valid_pool=pool, kinds=kinds)
@@ -277,6 +286,8 @@ def produce_to_file(
     malformed: int = 0,
     start: datetime | None = None,
     event_rate: float | None = None,
+    compromised_merchants: int = 0,
+    compromise_days: float = 14.0,
     rate: float | None = None,
     truth: Path | None = None,
     progress: bool = False,
@@ -290,6 +301,8 @@ def produce_to_file(
         bad=malformed,
         start=start,
         event_rate=event_rate,
+        compromised_merchants=compromised_merchants,
+        compromise_days=compromise_days,
         kinds=FILE_KINDS,
     )
     summary = ProduceSummary(
@@ -363,6 +376,8 @@ def produce_to_kafka(
     malformed: int = 0,
     start: datetime | None = None,
     event_rate: float | None = None,
+    compromised_merchants: int = 0,
+    compromise_days: float = 14.0,
     rate: float | None = None,
     partitions: int = 3,
     truth: Path | None = None,
@@ -410,6 +425,8 @@ def produce_to_kafka(
         bad=malformed,
         start=start,
         event_rate=event_rate,
+        compromised_merchants=compromised_merchants,
+        compromise_days=compromise_days,
     )
     with _open_truth(truth) as t:
         _run(summary, msgs, send, total=count + malformed, rate=rate, truth=t, progress=progress)
@@ -439,7 +456,7 @@ def _start(text: str) -> datetime:
 def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         v = kind(text)
-        if v <= 0:
+        if not v > 0:  # NaN too
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return v
 
@@ -467,14 +484,17 @@ def register(sub: Any) -> None:
         description=(
             "Generate realistic card transactions for a population of users, with labelled "
             "fraud (account_takeover, card_testing, impossible_travel, unusual_hour, "
-            "unusual_merchant_category) in fields '_label' and '_scenario', which the flow "
-            "ignores. Same seed, same records. Output goes to a Kafka topic (key = user_id, "
-            "created if missing) or, with --out, to a JSON-lines file."
+            "unusual_merchant_category, and compromised_merchant with --compromised-merchants) "
+            "in fields '_label' and '_scenario', which the flow ignores. Same seed, same "
+            "records. Output goes to a Kafka topic (key = user_id, created if missing) or, "
+            "with --out, to a JSON-lines file."
         ),
         epilog=(
             "Examples:\n"
             "  fraudflow produce --brokers localhost:9092 --topic transactions --count 100000\n"
             "  fraudflow produce --out txns.jsonl --truth truth.jsonl --count 5000 --malformed 50\n"
+            "  fraudflow produce --out cm.jsonl --count 300000 --users 1000 "
+            "--compromised-merchants 3\n"
             "Event time starts at --start (default "
             f"{DEFAULT_START.isoformat().replace('+00:00', 'Z')}) and advances about 12 "
             "transactions per user per day, so 100,000 records over 2,000 users span ~4 days. "
@@ -528,6 +548,27 @@ def register(sub: Any) -> None:
         default=0.01,
         metavar="P",
         help="approximate share of transactions labelled fraud, 0..0.5 [default: %(default)s]",
+    )
+    p.add_argument(
+        "--compromised-merchants",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help=(
+            "also let N busy merchants charge other users' cards at ordinary amounts for "
+            "--compromise-days each (scenario compromised_merchant, ~40%% of their "
+            "transactions then; counts against --anomaly-rate) [default: 0]"
+        ),
+    )
+    p.add_argument(
+        "--compromise-days",
+        type=_positive(float),
+        default=14.0,
+        metavar="D",
+        help=(
+            "days of event time each merchant stays compromised; the windows start after "
+            "the first 15%% of the run's span [default: %(default)s]"
+        ),
     )
     p.add_argument(
         "--malformed",
@@ -597,6 +638,8 @@ def main(args: argparse.Namespace) -> int:
         "malformed": args.malformed,
         "start": args.start,
         "event_rate": args.event_rate,
+        "compromised_merchants": args.compromised_merchants,
+        "compromise_days": args.compromise_days,
         "rate": args.rate,
         "truth": args.truth,
         "progress": progress,
