@@ -154,9 +154,9 @@ class EnsembleSettings:
     review_threshold: float = _opt(0.5, "score at or above which a decision is 'review'")
     block_threshold: float = _opt(0.85, "score at or above which a decision is 'block'")
     top_reasons: int = _opt(3, "reason codes kept per decision")
-    weight_supervised: float = _opt(0.8, "weight of the supervised model's probability (feedback)")
+    weight_supervised: float = _opt(0.5, "weight of the supervised model's probability (feedback)")
     weight_entity: float = _opt(
-        2.0, "weight of entity risk, the highest smoothed entity fraud rate (feedback); capped at 1"
+        1.0, "weight of entity risk, the highest smoothed entity fraud rate (feedback); capped at 1"
     )
     alert_budget: float = _opt(
         0.0, "hold review+ alerts to at most this share of recent decisions per shard; 0 = off"
@@ -185,7 +185,7 @@ class FeedbackSettings:
     entity_prior_strength: float = _opt(
         20.0, "pseudo-transactions at the overall fraud rate that smooth an entity's rate"
     )
-    supervised_learning_rate: float = _opt(0.05, "SGD step of the online logistic regression")
+    supervised_learning_rate: float = _opt(0.01, "SGD step of the online logistic regression")
     supervised_warmup: int = _opt(
         30, "fraud and legit examples the supervised model must learn before its probability counts"
     )
