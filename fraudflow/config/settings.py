@@ -156,7 +156,7 @@ class EnsembleSettings:
     top_reasons: int = _opt(3, "reason codes kept per decision")
     weight_supervised: float = _opt(0.5, "weight of the supervised model's probability (feedback)")
     weight_entity: float = _opt(
-        1.0, "weight of entity risk, the highest smoothed entity fraud rate (feedback); capped at 1"
+        1.0, "weight of entity_risk (feedback); weight x score is capped at 1"
     )
     alert_budget: float = _opt(
         0.0, "hold review+ alerts to at most this share of recent decisions per shard; 0 = off"
