@@ -146,7 +146,7 @@ def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
         st.model = new_model(p.learning_rate)
     f["supervised_score"] = (
         float(st.model.predict_proba_one(x).get(True, 0.0))
-        if st.frauds_learned >= p.warmup
+        if min(st.frauds_learned, st.legit_learned) >= p.warmup
         else 0.0
     )
     # learn: this transaction counts at its entities and waits for its label
