@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -144,9 +145,10 @@ def interleave_labels(
 
     A label line ``{"transaction_id", "label", "reported_at"}`` goes before the
     first record of the same file whose event time reaches the label's known
-    time (:func:`~fraudflow.backtest.labels.label_known_at`), so the replay
-    learns from it exactly when a live flow could have. Labels known after
-    the file's last record are left out. Every record keeps its place.
+    time (:func:`~fraudflow.backtest.labels.label_known_at`), and always after
+    its own transaction, so the replay learns from it when a live flow could
+    have. Labels known after the file's last record are left out. Every record
+    keeps its place.
     """
     out: list[Path] = []
     for path in paths:
@@ -159,7 +161,11 @@ def interleave_labels(
             events.append(Event(clock, line))
             info = labels.get(tid) if tid is not None else None
             if info is not None and tid is not None and ts is not None:
-                pending.append(Label(label_known_at(ts, info.label_time, delay), tid, info.label))
+                # never before (or at) its own transaction's place in the file
+                known = max(
+                    label_known_at(ts, info.label_time, delay), math.nextafter(clock, math.inf)
+                )
+                pending.append(Label(known, tid, info.label))
         dest = out_dir / (path.stem + ".jsonl")
         with dest.open("wb") as f:
             for item in merge_labels(events, pending):
