@@ -139,7 +139,7 @@ def feedback_features(f: FeedbackSettings) -> list[FeatureSpec]:
         FeatureSpec(
             "entity_risk",
             float,
-            "highest excess of an entity fraud rate above over the overall rate (feedback)",
+            "highest excess of an entity fraud rate over the overall rate (feedback)",
         )
     )
     specs.append(

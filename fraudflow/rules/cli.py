@@ -16,7 +16,7 @@ from fraudflow.rules.loader import load_rules
 from fraudflow.rules.testing import load_cases, run_cases, untested
 from fraudflow.tools.common import add_settings_flags, fail, settings_from_args
 
-_SETTINGS = ("windows",)
+_SETTINGS = ("windows", "feedback")
 
 
 def register(sub: Any) -> None:

@@ -371,6 +371,8 @@ class _Checker:
             hint = (
                 f" (did you mean '{close[0]}'?)" if close else " (see 'fraudflow rules features')"
             )
+            if "_fraud_rate_" in n or "_frauds_" in n or n in ("entity_risk", "supervised_score"):
+                hint = " (a feedback feature: it exists with feedback on, see docs/feedback.md)"
             self.soft(node, f"unknown feature or list '{n}'{hint}")
         return Node(UNKNOWN)
 

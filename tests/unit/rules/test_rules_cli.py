@@ -134,3 +134,23 @@ def test_docs_list_every_feature() -> None:
     docs = (Path(__file__).resolve().parents[3] / "docs" / "rules.md").read_text()
     missing = [name for name in CATALOGUE if f"| `{name}` |" not in docs]
     assert missing == [], "regenerate with: fraudflow rules features --format markdown"
+
+
+def test_feedback_features_need_feedback(
+    write_rules: WriteRules, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule on an entity fraud rate is rejected with feedback off, with a hint, and
+    accepted with --feedback."""
+    rule = (
+        "rules:\n  - id: cm\n    description: d\n"
+        "    when: merchant_fraud_rate_28d > 0.2 and merchant_frauds_28d >= 3\n    score: 0.6\n"
+    )
+    d = write_rules({"cm.yaml": rule})
+    assert main(["rules", "check", str(d)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{d / 'cm.yaml'}:4:11: when: unknown feature or list 'merchant_fraud_rate_28d' "
+        "(a feedback feature: it exists with feedback on, see docs/feedback.md)"
+    ) in err
+    assert main(["rules", "check", "--feedback", str(d)]) == 0
+    assert ": ok: 1 rules" in capsys.readouterr().out
