@@ -138,6 +138,15 @@ def _event_time(line: bytes) -> tuple[str | None, float | None]:
     return (tid if isinstance(tid, str) else None), t
 
 
+def _timed(path: Path) -> Iterator[Event[bytes]]:
+    """The file's records, each at the running maximum of the event times so far."""
+    clock = float("-inf")
+    for line in _lines(path):
+        _tid, ts = _event_time(line)
+        clock = max(clock, ts) if ts is not None else clock
+        yield Event(clock, line)
+
+
 def interleave_labels(
     paths: Sequence[Path], labels: Mapping[str, LabelInfo], delay: timedelta, out_dir: Path
 ) -> list[Path]:
@@ -151,14 +160,14 @@ def interleave_labels(
     keeps its place.
     """
     out: list[Path] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
     for path in paths:
-        events: list[Event[bytes]] = []
+        # pass 1: each label's release time; pass 2 streams the records past them
         pending: list[Label] = []
         clock = float("-inf")
         for line in _lines(path):
             tid, ts = _event_time(line)
             clock = max(clock, ts) if ts is not None else clock
-            events.append(Event(clock, line))
             info = labels.get(tid) if tid is not None else None
             if info is not None and tid is not None and ts is not None:
                 # never before (or at) its own transaction's place in the file
@@ -167,8 +176,10 @@ def interleave_labels(
                 )
                 pending.append(Label(known, tid, info.label))
         dest = out_dir / (path.stem + ".jsonl")
+        if dest.resolve() == path.resolve():
+            raise ValueError(f"interleave_labels would overwrite its input {path}")
         with dest.open("wb") as f:
-            for item in merge_labels(events, pending):
+            for item in merge_labels(_timed(path), pending):
                 if isinstance(item, Label):
                     rec = {
                         "transaction_id": item.transaction_id,
