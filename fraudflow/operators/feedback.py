@@ -58,17 +58,44 @@ class FeedbackParams:
     """Feedback settings, pre-computed once."""
 
     fields: tuple[tuple[str, str], ...]  # (transaction attribute, feature prefix)
-    windows: tuple[tuple[str, int], ...]  # (label, days)
+    windows: tuple[tuple[str, int], ...]  # (label, days), shortest first
     horizon: float
     max_pending: int
     prior_strength: float
     learning_rate: float
     warmup: int
-    inputs: tuple[tuple[str, int], ...]  # (feature, 0 raw | 1 log1p)
+    inputs: tuple[tuple[str, int], ...]  # (feature, 0 raw | 1 log1p), the model's input order
+    # derived: feature names per field and window, input names by transform
+    names: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    log_inputs: tuple[str, ...] = ()
+    raw_inputs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = tuple(
+            (
+                field,
+                tuple(
+                    (f"{pre}_fraud_rate_{lab}", f"{pre}_frauds_{lab}") for lab, _ in self.windows
+                ),
+            )
+            for field, pre in self.fields
+        )
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "log_inputs", tuple(n for n, log in self.inputs if log))
+        object.__setattr__(self, "raw_inputs", tuple(n for n, log in self.inputs if not log))
 
     @property
     def keep_days(self) -> int:
         return max(d for _, d in self.windows)
+
+    @property
+    def spans(self) -> tuple[int, ...]:
+        return tuple(d for _, d in self.windows)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The order of :func:`model_values`."""
+        return self.log_inputs + self.raw_inputs
 
     @classmethod
     def from_settings(
@@ -79,11 +106,10 @@ class FeedbackParams:
             for n, spec in catalogue.items()
             if spec.type in (int, float, bool) and n not in _NOT_INPUTS
         )
+        windows = sorted((int(w.total_seconds() // DAY), window_label(w)) for w in f.entity_windows)
         return cls(
             fields=tuple((x, entity_prefix(x)) for x in f.entity_fields),
-            windows=tuple(
-                (window_label(w), int(w.total_seconds() // DAY)) for w in f.entity_windows
-            ),
+            windows=tuple((lab, days) for days, lab in windows),
             horizon=f.label_horizon.total_seconds(),
             max_pending=f.max_pending,
             prior_strength=f.entity_prior_strength,
@@ -103,16 +129,24 @@ def new_model(learning_rate: float) -> Any:
     )
 
 
+def _clip(v: float) -> float:
+    if math.isfinite(v):
+        return _CLIP if v > 0 else -_CLIP
+    return 0.0
+
+
+def model_values(features: Mapping[str, Any], p: FeedbackParams) -> tuple[float, ...]:
+    """The model's view of a feature row, in ``p.input_names`` order: heavy tails as
+    log1p of the positive part, the rest clipped to +-50 (non-finite: 0); missing: 0."""
+    get = features.get
+    logged = [math.log1p(v) if (v := float(get(n, 0.0))) > 0.0 else 0.0 for n in p.log_inputs]
+    raw = [v if -_CLIP <= (v := float(get(n, 0.0))) <= _CLIP else _clip(v) for n in p.raw_inputs]
+    return (*logged, *raw)
+
+
 def model_inputs(features: Mapping[str, Any], p: FeedbackParams) -> dict[str, float]:
-    """The model's view of a feature row: numbers, heavy tails logged, the rest clipped."""
-    x: dict[str, float] = {}
-    for name, log in p.inputs:
-        v = float(features.get(name, 0.0))
-        if log:
-            x[name] = math.log1p(max(v, 0.0))
-        else:
-            x[name] = min(_CLIP, max(-_CLIP, v)) if math.isfinite(v) else 0.0
-    return x
+    """:func:`model_values` by name, as river takes them."""
+    return dict(zip(p.input_names, model_values(features, p), strict=True))
 
 
 def _entity_key(field: str, value: Any) -> str | None:
@@ -126,26 +160,30 @@ def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
     today = int(txn.ts // DAY)
     counts = st.entities
     m = p.prior_strength
+    spans = p.spans
     keys: list[str] = []
     risk = 0.0
-    totals = [counts.window(TOTAL, today, days) for _, days in p.windows]
-    for field, prefix in p.fields:
+    priors = [f0 / n0 if n0 else 0.0 for n0, f0 in counts.windows(TOTAL, today, spans)]
+    for field, names in p.names:
         key = _entity_key(field, getattr(txn, field))
-        if key is not None:
+        if key is None:
+            got = [(0, 0)] * len(spans)
+        else:
             keys.append(key)
-        for (lab, days), (n0, f0) in zip(p.windows, totals, strict=True):
-            p0 = f0 / n0 if n0 else 0.0
-            n, frauds = counts.window(key, today, days) if key is not None else (0, 0)
+            got = counts.windows(key, today, spans)
+        for (rate_name, frauds_name), p0, (n, frauds) in zip(names, priors, got, strict=True):
             rate = (frauds + m * p0) / (n + m)
-            f[f"{prefix}_fraud_rate_{lab}"] = rate
-            f[f"{prefix}_frauds_{lab}"] = frauds
+            f[rate_name] = rate
+            f[frauds_name] = frauds
             risk = max(risk, rate - p0)
     f["entity_risk"] = risk
-    x = model_inputs(f, p)
+    values = model_values(f, p)
     if st.model is None:
         st.model = new_model(p.learning_rate)
     f["supervised_score"] = (
-        float(st.model.predict_proba_one(x).get(True, 0.0))
+        float(
+            st.model.predict_proba_one(dict(zip(p.input_names, values, strict=True))).get(True, 0.0)
+        )
         if min(st.frauds_learned, st.legit_learned) >= p.warmup
         else 0.0
     )
@@ -156,7 +194,7 @@ def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
     tid = txn.transaction_id
     if tid not in st.pending:
         st.order.append(tid)
-    st.pending[tid] = Pending(txn.ts, tuple(keys), x)
+    st.pending[tid] = Pending(txn.ts, tuple(keys), values)
     st.watermark = max(st.watermark, txn.ts)
     st.rows_seen += 1
     _expire(st, p)
@@ -178,7 +216,7 @@ def _expire(st: FeedbackState, p: FeedbackParams) -> None:
             continue
         del pending[tid]
         if row.label < 0:
-            st.model.learn_one(row.x, False)
+            st.model.learn_one(dict(zip(p.input_names, row.x, strict=True)), False)
             st.legit_learned += 1
         st.remember_expired(tid, p.max_pending)
 
@@ -212,7 +250,7 @@ def apply_label(
     row.label = label.label
     if st.model is None:
         st.model = new_model(p.learning_rate)
-    st.model.learn_one(row.x, bool(label.label))
+    st.model.learn_one(dict(zip(p.input_names, row.x, strict=True)), bool(label.label))
     st.frauds_learned += label.label
     st.legit_learned += 1 - label.label
     return None

@@ -21,7 +21,7 @@ class Pending:
 
     __slots__ = ("day", "entities", "label", "reported_at", "ts", "x")
 
-    def __init__(self, ts: float, entities: tuple[str, ...], x: dict[str, float]) -> None:
+    def __init__(self, ts: float, entities: tuple[str, ...], x: tuple[float, ...]) -> None:
         self.ts = ts
         self.day = int(ts // DAY)
         self.entities = entities
@@ -60,16 +60,26 @@ class EntityCounts:
 
     def window(self, key: str, today: int, days: int) -> tuple[int, int]:
         """(transactions, frauds) of ``key`` on days in (today - days, today]."""
+        return self.windows(key, today, (days,))[0]
+
+    def windows(self, key: str, today: int, spans: tuple[int, ...]) -> list[tuple[int, int]]:
+        """:meth:`window` for several spans (shortest first) in one pass."""
         got = self.counts.get(key)
         if not got:
-            return 0, 0
-        first = today - days
-        n = f = 0
+            return [(0, 0)] * len(spans)
+        n = [0] * len(spans)
+        f = [0] * len(spans)
         for d, c in got.items():
-            if first < d <= today:
-                n += c[0]
-                f += c[1]
-        return n, f
+            age = today - d
+            if age < 0:
+                continue
+            for i, span in enumerate(spans):
+                if age < span:
+                    for j in range(i, len(spans)):
+                        n[j] += c[0]
+                        f[j] += c[1]
+                    break
+        return list(zip(n, f, strict=True))
 
     def sweep(self, today: int) -> None:
         """Forget entities with no day inside the longest window."""
