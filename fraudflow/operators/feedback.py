@@ -230,8 +230,8 @@ def apply_label(
         if st.was_expired(label.transaction_id):
             return label.dead(
                 "label_expired",
-                "the transaction left the feedback state (label horizon or max_pending) "
-                "and was learned as legit",
+                "the transaction left the feedback state (label horizon or max_pending); "
+                "without a label by then it was learned as legit",
                 now,
             )
         return label.dead(
