@@ -2,7 +2,8 @@
 
 1. ``step``: :func:`fraudflow.operators.feedback.enrich` on feature rows from
    a replay, with every label applied after a delay, in one process, timed
-   per row; plus the pickled size of the feedback state per kept transaction.
+   per row; plus the pickled size of the feedback state per kept transaction
+   and the time to pickle it (what each snapshot pays).
 2. ``flow``: the same generated file replayed through the detection flow
    (one worker) with feedback off, then on (labels interleaved), in records/s.
 
@@ -75,7 +76,9 @@ def main() -> None:
             apply_label(st, queue[qi][1], params, 0.0)
             qi += 1
     step_s = time.perf_counter() - t
+    t = time.perf_counter()
     blob = pickle.dumps(st, pickle.HIGHEST_PROTOCOL)
+    pickle_s = time.perf_counter() - t
     result = {
         "machine": f"{platform.machine()} x{os.cpu_count()}, python {platform.python_version()}",
         "transactions": args.count,
@@ -83,6 +86,7 @@ def main() -> None:
         "step_us_per_row": round(step_s / len(rows) * 1e6, 1),
         "kept_transactions": len(st.pending),
         "state_bytes_per_kept_txn": round(len(blob) / max(len(st.pending), 1)),
+        "snapshot_ms_per_100k_kept": round(pickle_s * 1000 * 100_000 / max(len(st.pending), 1)),
         "entities": len(st.entities),
         "flow_off_tx_per_s": round(args.count / off_s),
         "flow_on_tx_per_s": round(args.count / on_s),

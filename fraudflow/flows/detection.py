@@ -28,7 +28,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from fraudflow.config.settings import ModelSettings, Settings, load_settings
 from fraudflow.flows import routing
-from fraudflow.flows.io import FlowIO
+from fraudflow.flows.io import Clock, FlowIO
 from fraudflow.flows.stats import RunStats
 from fraudflow.flows.wiring import kafka_io
 from fraudflow.operators.budget import AlertBudget
@@ -146,7 +146,7 @@ class FeedbackLogic(StatefulBatchLogic[FeatureRow | Label, FeatureRow | DeadLett
         state: FeedbackState | None,
         keep: bool,
         stats: RunStats,
-        clock: Any,
+        clock: Clock,
     ) -> None:
         self.p = p
         self.state = state or p.new_state()
