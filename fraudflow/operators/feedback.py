@@ -24,8 +24,10 @@ stays near the overall rate until its own evidence outweighs it.
 from __future__ import annotations
 
 import math
+import struct
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from river import linear_model, optim, preprocessing
@@ -33,7 +35,18 @@ from river import linear_model, optim, preprocessing
 from fraudflow.config.settings import FeedbackSettings
 from fraudflow.operators.catalogue import FeatureSpec, entity_prefix, window_label
 from fraudflow.records import DeadLetter, FeatureRow, Label
-from fraudflow.state.feedback import DAY, FeedbackState, Pending
+from fraudflow.state.feedback import (
+    DAY,
+    DAY_OF,
+    ENTITIES,
+    LABEL,
+    REPORTED_AT,
+    TS,
+    FeedbackState,
+    Pending,
+    X,
+    new_pending,
+)
 
 TOTAL = ""  # the entity key of the totals over every transaction
 SWEEP_ROWS = 50_000  # rows between sweeps of idle entities
@@ -69,20 +82,26 @@ class FeedbackParams:
     names: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     log_inputs: tuple[str, ...] = ()
     raw_inputs: tuple[str, ...] = ()
+    packer: struct.Struct = field(init=False, repr=False, compare=False)  # kept inputs, float32
 
     def __post_init__(self) -> None:
         names = tuple(
             (
-                field,
+                attr,
                 tuple(
                     (f"{pre}_fraud_rate_{lab}", f"{pre}_frauds_{lab}") for lab, _ in self.windows
                 ),
             )
-            for field, pre in self.fields
+            for attr, pre in self.fields
         )
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "log_inputs", tuple(n for n, log in self.inputs if log))
         object.__setattr__(self, "raw_inputs", tuple(n for n, log in self.inputs if not log))
+        object.__setattr__(self, "packer", struct.Struct(f"<{len(self.inputs)}f"))
+
+    def kept_inputs(self, row: Pending) -> dict[str, float]:
+        """A kept transaction's model inputs by name, as river takes them."""
+        return dict(zip(self.input_names, self.packer.unpack(row[X]), strict=True))
 
     @property
     def keep_days(self) -> int:
@@ -149,8 +168,9 @@ def model_inputs(features: Mapping[str, Any], p: FeedbackParams) -> dict[str, fl
     return dict(zip(p.input_names, model_values(features, p), strict=True))
 
 
-def _entity_key(field: str, value: Any) -> str | None:
-    return None if value is None else f"{field}\x1f{value}"
+def _entity_key(attr: str, value: Any) -> str | None:
+    # interned: kept transactions share one string per entity (and a snapshot pickles it once)
+    return None if value is None else sys.intern(f"{attr}\x1f{value}")
 
 
 def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
@@ -164,8 +184,8 @@ def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
     keys: list[str] = []
     risk = 0.0
     priors = [f0 / n0 if n0 else 0.0 for n0, f0 in counts.windows(TOTAL, today, spans)]
-    for field, names in p.names:
-        key = _entity_key(field, getattr(txn, field))
+    for attr, names in p.names:
+        key = _entity_key(attr, getattr(txn, attr))
         if key is None:
             got = [(0, 0)] * len(spans)
         else:
@@ -194,7 +214,7 @@ def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
     tid = txn.transaction_id
     if tid not in st.pending:
         st.order.append(tid)
-    st.pending[tid] = Pending(txn.ts, tuple(keys), values)
+    st.pending[tid] = new_pending(txn.ts, tuple(keys), p.packer.pack(*values))
     st.watermark = max(st.watermark, txn.ts)
     st.rows_seen += 1
     _expire(st, p)
@@ -209,14 +229,14 @@ def _expire(st: FeedbackState, p: FeedbackParams) -> None:
     while order:
         tid = order[0]
         row = pending.get(tid)
-        if row is not None and row.ts >= cutoff and len(pending) <= p.max_pending:
+        if row is not None and row[TS] >= cutoff and len(pending) <= p.max_pending:
             break
         order.popleft()
         if row is None:
             continue
         del pending[tid]
-        if row.label < 0:
-            st.model.learn_one(dict(zip(p.input_names, row.x, strict=True)), False)
+        if row[LABEL] < 0:
+            st.model.learn_one(p.kept_inputs(row), False)
             st.legit_learned += 1
         st.remember_expired(tid, p.max_pending)
 
@@ -237,20 +257,21 @@ def apply_label(
         return label.dead(
             "label_unknown_transaction", "no scored transaction with this transaction_id", now
         )
-    if label.reported_at < row.reported_at:
+    if label.reported_at < row[REPORTED_AT]:
         return None  # an older verdict than the one applied: superseded
-    row.reported_at = label.reported_at
-    if label.label == row.label:
+    row[REPORTED_AT] = label.reported_at
+    if label.label == row[LABEL]:
         return None
-    delta = (label.label == 1) - (row.label == 1)
+    delta = (label.label == 1) - (row[LABEL] == 1)
     if delta:
-        st.entities.add(TOTAL, row.day, 0, delta)
-        for key in row.entities:
-            st.entities.add(key, row.day, 0, delta)
-    row.label = label.label
+        day = row[DAY_OF]
+        st.entities.add(TOTAL, day, 0, delta)
+        for key in row[ENTITIES]:
+            st.entities.add(key, day, 0, delta)
+    row[LABEL] = label.label
     if st.model is None:
         st.model = new_model(p.learning_rate)
-    st.model.learn_one(dict(zip(p.input_names, row.x, strict=True)), bool(label.label))
+    st.model.learn_one(p.kept_inputs(row), bool(label.label))
     st.frauds_learned += label.label
     st.legit_learned += 1 - label.label
     return None

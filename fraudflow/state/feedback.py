@@ -16,18 +16,16 @@ from typing import Any
 DAY = 86400
 
 
-class Pending:
-    """One scored transaction: when, where (entity keys), what the model saw, its label."""
+# A kept transaction is a plain list, not an object: a snapshot pickles up to
+# ``max_pending`` of them, and lists pickle ~10x faster than slotted objects
+# (benchmarks/bench_feedback.py). Fields, by index:
+TS, DAY_OF, ENTITIES, X, LABEL, REPORTED_AT = range(6)
+Pending = list[Any]  # [ts, day, entity keys, model inputs as packed float32, label, reported_at]
 
-    __slots__ = ("day", "entities", "label", "reported_at", "ts", "x")
 
-    def __init__(self, ts: float, entities: tuple[str, ...], x: tuple[float, ...]) -> None:
-        self.ts = ts
-        self.day = int(ts // DAY)
-        self.entities = entities
-        self.x = x
-        self.label = -1  # -1: none yet, else 0/1
-        self.reported_at = float("-inf")
+def new_pending(ts: float, entities: tuple[str, ...], x: bytes) -> Pending:
+    """A scored transaction awaiting its label (-1: none yet, else 0/1)."""
+    return [ts, int(ts // DAY), entities, x, -1, float("-inf")]
 
 
 class EntityCounts:
