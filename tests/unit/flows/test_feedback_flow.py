@@ -6,17 +6,16 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from statistics import mean
 from typing import Any
 
 import orjson
 from bytewax.connectors.kafka import KafkaSourceMessage
-from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+from bytewax.testing import TestingSource
 
 from fraudflow.config.settings import Settings
-from fraudflow.flows.detection import FlowIO, build_flow
 from fraudflow.records import DeadLetter, Decision, iso
+from tests.unit.flows.test_flow import run as run_flow
 
 T0 = 1_767_225_600.0
 CLOCK = T0 + 86400
@@ -127,25 +126,14 @@ def run(
     interleaved_labels: bool = True,
     workers: int = 1,
 ) -> Run:
-    alerts: list[Decision] = []
-    decisions: list[Decision] = []
-    dead: list[DeadLetter] = []
-    io = FlowIO(
-        source=TestingSource(msgs, batch_size=64),
-        alerts=TestingSink(alerts),
-        dead_letters=TestingSink(dead),
-        decisions=[("all", TestingSink(decisions))],
+    alerts, decisions, dead, io = run_flow(
+        msgs,
+        s,
+        workers,
         clock=lambda: CLOCK,
         labels=None if labels is None else TestingSource(labels, batch_size=16),
         interleaved_labels=interleaved_labels,
     )
-    flow = build_flow(s, io)
-    if workers == 1:
-        run_main(flow, epoch_interval=timedelta(seconds=1))
-    else:
-        cluster_main(
-            flow, [], 0, worker_count_per_proc=workers, epoch_interval=timedelta(seconds=1)
-        )
     decisions.sort(key=lambda d: d.txn.offset)
     return Run(decisions, alerts, dead, io.stats.snapshot())
 

@@ -4,6 +4,7 @@ determinism, and independence from the number of workers."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,19 @@ def make_messages(n: int = 600, seed: int = 3) -> list[KafkaSourceMessage[bytes,
 
 
 def run(
-    msgs: list[Any], s: Settings, workers: int = 1
+    msgs: Sequence[Any], s: Settings, workers: int = 1, **io_fields: Any
 ) -> tuple[list[Decision], list[Decision], list[DeadLetter], FlowIO]:
+    """The flow over ``msgs`` with testing sinks; ``io_fields`` override FlowIO fields."""
     alerts: list[Decision] = []
     decisions: list[Decision] = []
     dead: list[DeadLetter] = []
+    fields: dict[str, Any] = {"clock": lambda: T0 + 86400, **io_fields}
     io = FlowIO(
         source=TestingSource(msgs, batch_size=64),
         alerts=TestingSink(alerts),
         dead_letters=TestingSink(dead),
         decisions=[("all", TestingSink(decisions))],
-        clock=lambda: T0 + 86400,
+        **fields,
     )
     flow = build_flow(s, io)
     if workers == 1:
