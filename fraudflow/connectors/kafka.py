@@ -10,9 +10,10 @@ from typing import Any, Protocol
 
 from bytewax.connectors.kafka import KafkaSource
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
-from fraudflow.config.settings import KafkaSettings
+from fraudflow.config.settings import ConfigError, KafkaSettings
 
 
 class KafkaRecord(Protocol):
@@ -35,8 +36,25 @@ def transactions_source(k: KafkaSettings) -> KafkaSource:
     return topic_source(k, k.input_topic)
 
 
-def labels_source(k: KafkaSettings) -> KafkaSource:
-    """The labels topic (feedback), read like the input topic."""
+def labels_source(k: KafkaSettings, timeout: float = 15.0) -> KafkaSource:
+    """The labels topic (feedback), read like the input topic.
+
+    The topic must exist: a source on a missing topic reads nothing and
+    feedback would silently learn nothing. (Listing all topics, not asking
+    for this one, so a broker that auto-creates topics does not create it.)
+    """
+    try:
+        conf: dict[str, str | int | float | bool] = dict(client_config(k))
+        topics = AdminClient(conf).list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise ConfigError(f"kafka.labels_topic: cannot list topics on {k.brokers}: {exc}") from exc
+    if k.labels_topic not in topics:
+        msg = (
+            f"kafka.labels_topic: topic {k.labels_topic!r} does not exist on "
+            f"{','.join(k.brokers)}; create it (labels: transaction_id, label, reported_at) "
+            "or set --labels-topic"
+        )
+        raise ConfigError(msg)
     return topic_source(k, k.labels_topic)
 
 

@@ -305,3 +305,23 @@ def test_labels_change_later_scores_and_survive_sigkill(
         raise AssertionError(f"{exc}\nflow output:\n{flow.tail()}") from exc
     finally:
         dead.close()
+
+
+def test_missing_labels_topic_is_a_clear_error(broker: EmbeddedBroker, topic: str) -> None:
+    """Feedback on a labels topic that does not exist would learn nothing, silently:
+    the flow refuses to start and names the topic."""
+    broker.create_topic(f"{topic}-tx", 1)
+    cmd = [
+        sys.executable, "-m", "fraudflow", "run", "--brokers", broker.bootstrap,
+        "--input-topic", f"{topic}-tx", "--feedback", "--labels-topic", f"{topic}-nolabels",
+        "--exit-at-end", "--quiet",
+    ]  # fmt: skip
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"topic '{topic}-nolabels' does not exist" in done.stderr
