@@ -68,6 +68,7 @@ def model_version(settings: Settings) -> str:
         "validation": asdict(settings.validation),
         "model": asdict(settings.model),
         "ensemble": asdict(settings.ensemble),
+        "feedback": asdict(settings.feedback),
     }
     blob = orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)
     return "m-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
