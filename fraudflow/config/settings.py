@@ -273,7 +273,16 @@ def _check(s: Settings) -> None:
         raise ConfigError("recovery.snapshot_interval: must be positive")
 
 
-ENTITY_FIELDS = ("merchant_id", "merchant_category", "country", "device_id", "ip", "payment_method")
+ENTITY_FIELDS = (
+    "merchant_id",
+    "merchant_category",
+    "country",
+    "device_id",
+    "ip",
+    "payment_method",
+    "channel",
+    "user_id",
+)
 
 
 def _check_feedback(f: FeedbackSettings) -> None:

@@ -100,3 +100,14 @@ def test_configuration_doc_is_current() -> None:
     ).stdout
     doc = (ROOT / "docs" / "configuration.md").read_text()
     assert out.strip() in doc, "regenerate docs/configuration.md with `fraudflow config --markdown`"
+
+
+def test_feedback_entity_fields_are_checked() -> None:
+    s = Settings().replace(feedback=True, entity_fields="merchant_id,user_id,channel")
+    assert s.feedback.entity_fields == ("merchant_id", "user_id", "channel")
+    with pytest.raises(ConfigError, match="entity_fields: amount; choose distinct fields"):
+        Settings().replace(entity_fields="merchant_id,amount")
+    with pytest.raises(ConfigError, match="entity_fields: duplicates"):
+        Settings().replace(entity_fields="country,country")
+    with pytest.raises(ConfigError, match="whole days"):
+        Settings().replace(entity_windows="36h")
