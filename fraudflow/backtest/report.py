@@ -10,6 +10,7 @@ import base64
 import html
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib as mpl
@@ -87,11 +88,7 @@ def plots(m: Metrics, y: Sequence[int], score: Sequence[float]) -> dict[str, byt
     out: dict[str, bytes] = {}
 
     def save(name: str, fig: Figure) -> None:
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-        plt.close(fig)
-        out[name] = buf.getvalue()
+        out[name] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(5, 4))
     if ya.size:
@@ -138,7 +135,83 @@ def plots(m: Metrics, y: Sequence[int], score: Sequence[float]) -> dict[str, byt
     return out
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """Another replay of the same input to draw beside this one (``--feedback compare``)."""
+
+    name: str
+    metrics: Metrics
+    y: Sequence[int]
+    scores: Sequence[float]
+
+
+def compare_table(base: Baseline, m: Metrics, name: str) -> Table:
+    """Headline metrics of the baseline and this replay, with the difference."""
+    b = base.metrics
+    rows = [
+        ("alert rate", b.alert_rate, m.alert_rate),
+        ("review+ precision", b.review.precision, m.review.precision),
+        ("review+ recall", b.review.recall, m.review.recall),
+        ("ROC AUC", b.roc_auc, m.roc_auc),
+        ("average precision", b.average_precision, m.average_precision),
+        ("mean card precision@100 per day", b.mean_card_precision, m.mean_card_precision),
+    ]
+
+    def delta(x: float | None, y: float | None) -> str:
+        return "-" if x is None or y is None else f"{y - x:+.4f}"
+
+    return (
+        ["metric", base.name, name, "delta"],
+        [[k, _fmt(x), _fmt(y), delta(x, y)] for k, x, y in rows],
+    )
+
+
+def compare_plots(
+    base: Baseline, m: Metrics, y: Sequence[int], score: Sequence[float], name: str
+) -> dict[str, bytes]:
+    """PR curves and card precision@100 per day of both replays on shared axes."""
+    out: dict[str, bytes] = {}
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, mm, yy, ss in ((base.name, base.metrics, base.y, base.scores), (name, m, y, score)):
+        ya = np.asarray(yy, dtype=np.int64)
+        if ya.size:
+            recall, precision = pr_curve(ya, np.asarray(ss, dtype=np.float64))
+            ax.step(
+                recall, precision, where="post", label=f"{label} (AP {_fmt(mm.average_precision)})"
+            )
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left")
+    out["pr_compare.png"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    days = sorted(set(base.metrics.card_precision_at_100) | set(m.card_precision_at_100))
+    for label, mm in ((base.name, base.metrics), (name, m)):
+        vals = [mm.card_precision_at_100.get(d) for d in days]
+        ax.plot(
+            range(len(days)), [np.nan if v is None else v for v in vals], marker=".", label=label
+        )
+    step = max(1, len(days) // 12)
+    ax.set_xticks(range(0, len(days), step), days[::step], rotation=45, ha="right")
+    ax.set(ylabel="card precision@100", title="Card precision@100 per day")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    out["card_precision_compare.png"] = _png(fig)
+    return out
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 PLOT_TITLES = {
+    "pr_compare.png": "Precision-recall, both replays",
+    "card_precision_compare.png": "Card precision@100 per day, both replays",
     "pr_curve.png": "Precision-recall curve",
     "roc_curve.png": "ROC curve",
     "alerts_per_day.png": "Alert volume per day",
@@ -187,16 +260,30 @@ def render_html(title: str, tabs: dict[str, Table], images: dict[str, bytes]) ->
 
 
 def write_report(
-    out: Path, m: Metrics, y: Sequence[int], score: Sequence[float], *, title: str
+    out: Path,
+    m: Metrics,
+    y: Sequence[int],
+    score: Sequence[float],
+    *,
+    title: str,
+    baseline: Baseline | None = None,
+    name: str = "this replay",
 ) -> list[Path]:
-    """Write report.md, report.html, the PNGs and metrics.json into ``out``; returns the paths."""
+    """Write report.md, report.html, the PNGs and metrics.json into ``out``; returns the paths.
+
+    With ``baseline``, the report opens with both replays side by side (a table and
+    two plots); the rest describes this replay (``name``).
+    """
     out.mkdir(parents=True, exist_ok=True)
     tabs = tables(m)
     images = plots(m, y, score)
+    if baseline is not None:
+        tabs = {f"Compared with {baseline.name}": compare_table(baseline, m, name), **tabs}
+        images = {**compare_plots(baseline, m, y, score, name), **images}
     written: list[Path] = []
-    for name, png in images.items():
-        (out / name).write_bytes(png)
-        written.append(out / name)
+    for file, png in images.items():
+        (out / file).write_bytes(png)
+        written.append(out / file)
     md = out / "report.md"
     md.write_text(render_markdown(title, tabs, list(images)), encoding="utf-8")
     page = out / "report.html"

@@ -38,7 +38,7 @@ from fraudflow.backtest.labels import (
     parse_time,
 )
 from fraudflow.backtest.metrics import Metrics, compute
-from fraudflow.backtest.report import write_report
+from fraudflow.backtest.report import Baseline, write_report
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
 from fraudflow.connectors.csv_source import CsvSource, read_csv_records, row_to_record
 from fraudflow.connectors.files import JsonLinesSource
@@ -348,6 +348,11 @@ def summary_text(r: Replay, g: Graded) -> str:
         f"  labelled         {m.transactions:,} ({m.frauds:,} fraud; {g.unlabelled:,} unlabelled; "
         f"{g.labels_pending:,} labels not yet known at the last event)",
         f"  versions         rules {r.rules_version} | model {r.model_version}",
+        *(
+            [f"  feedback         {r.stats.labels_n:,} labels learned as they became known"]
+            if r.stats.labels_n
+            else []
+        ),
         f"  alert rate       {f(m.alert_rate)}",
         f"  review+          precision {f(m.review.precision)}  recall {f(m.review.recall)}  "
         f"F1 {f(m.review.f1)}  ({m.review.flagged:,} alerts)",
@@ -496,7 +501,15 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
     if args.scores_out is not None:
         write_scores(args.scores_out, result.decisions)
     if args.report is not None:
-        write_report(args.report, graded.metrics, graded.y, graded.scores, title=title)
+        baseline = None
+        if args.feedback == "compare":
+            baseline = Baseline(
+                "feedback off", base_graded.metrics, base_graded.y, base_graded.scores
+            )
+        write_report(
+            args.report, graded.metrics, graded.y, graded.scores, title=title,
+            baseline=baseline, name="feedback on" if args.feedback != "off" else "this replay",
+        )  # fmt: skip
     print(summary_text(result, graded))
     if args.feedback == "compare":
         print()

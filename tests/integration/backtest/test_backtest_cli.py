@@ -95,3 +95,26 @@ def test_compare_reports_dropped_alerts_of_a_removed_rule_file(
     out = capsys.readouterr().out
     assert "this change would add 0 alerts, 0 of them fraud, and drop " in out
     assert "large_amount_vs_history" in out.split("compare:")[1]
+
+
+def test_feedback_compare_learns_and_reports_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--feedback compare``: labels reach the flow (the feedback run applies them),
+    the compare table is printed, and the report draws both replays."""
+    src = tmp_path / "cm.jsonl"
+    produce_to_file(src, 20_000, users=150, seed=6, compromised_merchants=2, compromise_days=4)
+    rep = tmp_path / "rep"
+    _run("--input", src, "--label-delay", "1d", "--feedback", "compare", "--report", rep)
+    out = capsys.readouterr().out
+    assert "compare: current vs feedback on" in out
+    learned = [line for line in out.splitlines() if "labels learned as they became known" in line]
+    assert len(learned) == 1
+    assert int(learned[0].split()[1].replace(",", "")) > 15_000  # labels of all but the last day
+    assert "average precision" in out
+    md = (rep / "report.md").read_text()
+    assert "## Compared with feedback off" in md
+    assert "| metric | feedback off | feedback on | delta |" in md
+    for name in ("pr_compare.png", "card_precision_compare.png"):
+        assert (rep / name).stat().st_size > 0
+    assert (rep / "report.html").read_text().count("data:image/png;base64,") == 6
