@@ -292,8 +292,10 @@ def _check_feedback(f: FeedbackSettings) -> None:
             f"feedback.entity_fields: {', '.join(bad) or 'duplicates'}; "
             f"choose distinct fields among {', '.join(ENTITY_FIELDS)}"
         )
-    if any(w.total_seconds() < 86400 or w.total_seconds() % 86400 for w in f.entity_windows):
-        raise ConfigError("feedback.entity_windows: whole days only (1d, 7d, 28d)")
+    if not f.entity_windows or any(
+        w.total_seconds() < 86400 or w.total_seconds() % 86400 for w in f.entity_windows
+    ):
+        raise ConfigError("feedback.entity_windows: one or more, whole days only (1d, 7d, 28d)")
     if f.label_horizon.total_seconds() <= 0 or f.max_pending < 1:
         raise ConfigError("feedback: label_horizon and max_pending must be positive")
     if f.entity_prior_strength <= 0 or f.supervised_learning_rate <= 0:

@@ -111,3 +111,5 @@ def test_feedback_entity_fields_are_checked() -> None:
         Settings().replace(entity_fields="country,country")
     with pytest.raises(ConfigError, match="whole days"):
         Settings().replace(entity_windows="36h")
+    with pytest.raises(ConfigError, match="one or more"):
+        Settings().replace(entity_windows="")
