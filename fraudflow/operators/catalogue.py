@@ -114,26 +114,32 @@ def entity_prefix(field: str) -> str:
     return field.removesuffix("_id")
 
 
+def entity_feature_names(field: str, label: str) -> tuple[str, str]:
+    """The (rate, fraud count) feature names of an entity field over one window.
+
+    >>> entity_feature_names("merchant_id", "28d")
+    ('merchant_fraud_rate_28d', 'merchant_frauds_28d')
+    """
+    p = entity_prefix(field)
+    return f"{p}_fraud_rate_{label}", f"{p}_frauds_{label}"
+
+
 def feedback_features(f: FeedbackSettings) -> list[FeatureSpec]:
     """The feature names feedback adds to every row (rules may use them)."""
     specs = []
     for field in f.entity_fields:
-        p = entity_prefix(field)
         for w in f.entity_windows:
             lab = window_label(w)
+            rate, frauds = entity_feature_names(field, lab)
             specs.append(
                 FeatureSpec(
-                    f"{p}_fraud_rate_{lab}",
+                    rate,
                     float,
                     f"smoothed confirmed-fraud rate of this {field} over {lab} (feedback)",
                 )
             )
             specs.append(
-                FeatureSpec(
-                    f"{p}_frauds_{lab}",
-                    int,
-                    f"confirmed frauds at this {field} in {lab} (feedback)",
-                )
+                FeatureSpec(frauds, int, f"confirmed frauds at this {field} in {lab} (feedback)")
             )
     specs.append(
         FeatureSpec(

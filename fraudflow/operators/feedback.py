@@ -33,7 +33,12 @@ from typing import Any
 from river import linear_model, optim, preprocessing
 
 from fraudflow.config.settings import FeedbackSettings
-from fraudflow.operators.catalogue import FeatureSpec, entity_prefix, window_label
+from fraudflow.operators.catalogue import (
+    FeatureSpec,
+    entity_feature_names,
+    entity_prefix,
+    window_label,
+)
 from fraudflow.records import DeadLetter, FeatureRow, Label
 from fraudflow.state.feedback import (
     DAY,
@@ -86,22 +91,21 @@ class FeedbackParams:
 
     def __post_init__(self) -> None:
         names = tuple(
-            (
-                attr,
-                tuple(
-                    (f"{pre}_fraud_rate_{lab}", f"{pre}_frauds_{lab}") for lab, _ in self.windows
-                ),
-            )
-            for attr, pre in self.fields
+            (attr, tuple(entity_feature_names(attr, lab) for lab, _ in self.windows))
+            for attr, _prefix in self.fields
         )
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "log_inputs", tuple(n for n, log in self.inputs if log))
         object.__setattr__(self, "raw_inputs", tuple(n for n, log in self.inputs if not log))
         object.__setattr__(self, "packer", struct.Struct(f"<{len(self.inputs)}f"))
 
+    def named(self, values: tuple[float, ...]) -> dict[str, float]:
+        """Model input values (in :attr:`input_names` order) by name, as river takes them."""
+        return dict(zip(self.input_names, values, strict=True))
+
     def kept_inputs(self, row: Pending) -> dict[str, float]:
-        """A kept transaction's model inputs by name, as river takes them."""
-        return dict(zip(self.input_names, self.packer.unpack(row[X]), strict=True))
+        """A kept transaction's model inputs by name."""
+        return self.named(self.packer.unpack(row[X]))
 
     @property
     def keep_days(self) -> int:
@@ -165,7 +169,7 @@ def model_values(features: Mapping[str, Any], p: FeedbackParams) -> tuple[float,
 
 def model_inputs(features: Mapping[str, Any], p: FeedbackParams) -> dict[str, float]:
     """:func:`model_values` by name, as river takes them."""
-    return dict(zip(p.input_names, model_values(features, p), strict=True))
+    return p.named(model_values(features, p))
 
 
 def _entity_key(attr: str, value: Any) -> str | None:
@@ -201,9 +205,7 @@ def enrich(st: FeedbackState, row: FeatureRow, p: FeedbackParams) -> None:
     if st.model is None:
         st.model = new_model(p.learning_rate)
     f["supervised_score"] = (
-        float(
-            st.model.predict_proba_one(dict(zip(p.input_names, values, strict=True))).get(True, 0.0)
-        )
+        float(st.model.predict_proba_one(p.named(values)).get(True, 0.0))
         if min(st.frauds_learned, st.legit_learned) >= p.warmup
         else 0.0
     )
@@ -227,13 +229,11 @@ def _expire(st: FeedbackState, p: FeedbackParams) -> None:
     cutoff = st.watermark - p.horizon
     pending, order = st.pending, st.order
     while order:
-        tid = order[0]
-        row = pending.get(tid)
-        if row is not None and row[TS] >= cutoff and len(pending) <= p.max_pending:
+        tid = order[0]  # order holds exactly the pending ids, oldest first
+        row = pending[tid]
+        if row[TS] >= cutoff and len(pending) <= p.max_pending:
             break
         order.popleft()
-        if row is None:
-            continue
         del pending[tid]
         if row[LABEL] < 0:
             st.model.learn_one(p.kept_inputs(row), False)
@@ -269,8 +269,6 @@ def apply_label(
         for key in row[ENTITIES]:
             st.entities.add(key, day, 0, delta)
     row[LABEL] = label.label
-    if st.model is None:
-        st.model = new_model(p.learning_rate)
     st.model.learn_one(p.kept_inputs(row), bool(label.label))
     st.frauds_learned += label.label
     st.legit_learned += 1 - label.label
