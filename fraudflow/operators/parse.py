@@ -217,15 +217,25 @@ def _decode(value: bytes | None, settings: ValidationSettings) -> dict[str, Any]
     return obj
 
 
+def _origin(msg: RawMessage) -> tuple[str, int, int]:
+    """Where a message came from: topic, partition, offset (-1 when unknown)."""
+    return (
+        msg.topic or "",
+        -1 if msg.partition is None else msg.partition,
+        -1 if msg.offset is None else msg.offset,
+    )
+
+
 def _dead(msg: RawMessage, err: Invalid, now: float) -> DeadLetter:
+    topic, partition, offset = _origin(msg)
     return DeadLetter(
         code=err.code,
         message=err.message,
         value=msg.value,
         key=msg.key,
-        topic=msg.topic or "",
-        partition=-1 if msg.partition is None else msg.partition,
-        offset=-1 if msg.offset is None else msg.offset,
+        topic=topic,
+        partition=partition,
+        offset=offset,
         dead_at=now,
     )
 
@@ -247,9 +257,7 @@ def parse_message(
                 raise Invalid("key_mismatch", "message key differs from field 'user_id'")
     except Invalid as err:
         return _dead(msg, err, now)
-    txn.topic = msg.topic or ""
-    txn.partition = -1 if msg.partition is None else msg.partition
-    txn.offset = -1 if msg.offset is None else msg.offset
+    txn.topic, txn.partition, txn.offset = _origin(msg)
     return txn
 
 
@@ -289,13 +297,14 @@ def parse_label(msg: RawMessage, settings: ValidationSettings, now: float) -> La
         reported_at = _time_field(obj, "reported_at", settings, now)
     except Invalid as err:
         return _dead(msg, err, now)
+    topic, partition, offset = _origin(msg)
     return Label(
         transaction_id=transaction_id,
         label=LABEL_VALUES[raw],
         reported_at=reported_at,
         value=msg.value or b"",
         key=msg.key,
-        topic=msg.topic or "",
-        partition=-1 if msg.partition is None else msg.partition,
-        offset=-1 if msg.offset is None else msg.offset,
+        topic=topic,
+        partition=partition,
+        offset=offset,
     )
