@@ -12,7 +12,6 @@ runs) and ``--report DIR`` (Markdown and self-contained HTML with plots).
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import tempfile
@@ -40,8 +39,8 @@ from fraudflow.backtest.labels import (
 from fraudflow.backtest.metrics import Metrics, compute
 from fraudflow.backtest.report import Baseline, write_report
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
-from fraudflow.connectors.csv_source import CsvSource, read_csv_records, row_to_record
-from fraudflow.connectors.files import JsonLinesSource
+from fraudflow.connectors.csv_source import CsvSource, read_csv_records
+from fraudflow.connectors.files import FileSource, JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
 from fraudflow.flows.detection import build_flow
@@ -108,24 +107,27 @@ class LabelInfo:
     label_time: float | None
 
 
+def _source_class(path: Path) -> type[FileSource]:
+    return CsvSource if path.suffix.lower() == ".csv" else JsonLinesSource
+
+
 def input_source(paths: list[Path]) -> Source[Any]:
     """CSV for ``.csv`` files, JSON lines otherwise; one partition per file."""
-    if paths[0].suffix.lower() == ".csv":
-        return CsvSource(paths)
-    return JsonLinesSource(paths)
+    return _source_class(paths[0])(paths)
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    """A file's records as JSON lines (CSV rows converted), blank lines dropped."""
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                yield orjson.dumps(row_to_record(row))
-        return
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip():
-                yield line.rstrip(b"\r\n")
+def _scan(path: Path) -> Iterator[tuple[float, str | None, float | None, bytes]]:
+    """Each record of a file as the flow's source reads it (CSV rows as JSON), with its
+    transaction id and event time when it has them, and the running maximum event time."""
+    f, values = _source_class(path).open_values(path)
+    clock = float("-inf")
+    with f:
+        for line in values:
+            if line is None:
+                continue
+            tid, ts = _event_time(line)
+            clock = max(clock, ts) if ts is not None else clock
+            yield clock, tid, ts, line
 
 
 def _event_time(line: bytes) -> tuple[str | None, float | None]:
@@ -136,15 +138,6 @@ def _event_time(line: bytes) -> tuple[str | None, float | None]:
     except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
         return None, None
     return (tid if isinstance(tid, str) else None), t
-
-
-def _timed(path: Path) -> Iterator[Event[bytes]]:
-    """The file's records, each at the running maximum of the event times so far."""
-    clock = float("-inf")
-    for line in _lines(path):
-        _tid, ts = _event_time(line)
-        clock = max(clock, ts) if ts is not None else clock
-        yield Event(clock, line)
 
 
 def interleave_labels(
@@ -164,10 +157,7 @@ def interleave_labels(
     for path in paths:
         # pass 1: each label's release time; pass 2 streams the records past them
         pending: list[Label] = []
-        clock = float("-inf")
-        for line in _lines(path):
-            tid, ts = _event_time(line)
-            clock = max(clock, ts) if ts is not None else clock
+        for clock, tid, ts, _line in _scan(path):
             info = labels.get(tid) if tid is not None else None
             if info is not None and tid is not None and ts is not None:
                 # never before (or at) its own transaction's place in the file
@@ -179,7 +169,8 @@ def interleave_labels(
         if dest.resolve() == path.resolve():
             raise ValueError(f"interleave_labels would overwrite its input {path}")
         with dest.open("wb") as f:
-            for item in merge_labels(_timed(path), pending):
+            records = (Event(clock, line) for clock, _tid, _ts, line in _scan(path))
+            for item in merge_labels(records, pending):
                 if isinstance(item, Label):
                     rec = {
                         "transaction_id": item.transaction_id,
