@@ -774,31 +774,24 @@ class _Simulation:
         amount = v.median * rng.lognormvariate(0.0, 0.25)
         card = next(x for x in v.methods if x != "wallet")
         cc = CITIES[v.city][1]
-        if m.channel == "online":
+        online = m.channel == "online"
+        if online:  # the victim's own device, IP and (geo-IP) place
             near = rng.random() < ONLINE_GEO_P and not self._too_fast(v, ts, v.lat, v.lon)
-            rec = self._record(
-                v,
-                ts,
-                amount,
-                m,
-                country=cc,
-                method=card,
-                device=v.last_device,
-                ip=v.ip,
-                geo=(v.lat, v.lon) if near else None,
-                scenario=COMPROMISED_MERCHANT,
-            )
-        else:
-            rec = self._record(
-                v,
-                ts,
-                amount,
-                m,
-                country=cc,
-                method=card,
-                geo=(m.lat, m.lon),
-                scenario=COMPROMISED_MERCHANT,
-            )
+            geo = (v.lat, v.lon) if near else None
+        else:  # at the shop's terminal
+            geo = (m.lat, m.lon)
+        rec = self._record(
+            v,
+            ts,
+            amount,
+            m,
+            country=cc,
+            method=card,
+            device=v.last_device if online else None,
+            ip=v.ip if online else None,
+            geo=geo,
+            scenario=COMPROMISED_MERCHANT,
+        )
         self._schedule(v, [(ts, rec)])
 
     def _fraud_chance(self, emitted: int, labelled: int) -> float:
