@@ -49,6 +49,9 @@ class Transaction:
     topic: str = ""
     partition: int = -1
     offset: int = -1
+    # the message's bytes, kept from parse to the score step only (a duplicate's
+    # dead letter carries them); cleared once the record is scored
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -200,13 +203,20 @@ class Decision:
         return self.txn.user_id.encode("utf-8")
 
 
-def alert_id(transaction_id: str, model_version: str, rules_version: str) -> str:
-    """Deterministic id: a replay with the same model and rules gives the same id.
+def alert_id(user_id: str, transaction_id: str, model_version: str, rules_version: str) -> str:
+    """Deterministic id of the decision on one user's transaction.
 
-    >>> alert_id("t1", "m1", "r1") == alert_id("t1", "m1", "r1")
+    A replay with the same model and rules gives the same id; the user is part
+    of it, so the same ``transaction_id`` sent for two users gives two ids.
+
+    >>> alert_id("u1", "t1", "m1", "r1") == alert_id("u1", "t1", "m1", "r1")
     True
-    >>> len(alert_id("t1", "m1", "r1"))
+    >>> alert_id("u1", "t1", "m1", "r1") == alert_id("u2", "t1", "m1", "r1")
+    False
+    >>> len(alert_id("u1", "t1", "m1", "r1"))
     32
     """
-    data = f"{transaction_id}\x1f{model_version}\x1f{rules_version}".encode()
+    # length-prefixed, so no choice of separators inside the ids can make two inputs collide
+    parts = (user_id, transaction_id, model_version, rules_version)
+    data = b"".join(len(b).to_bytes(4, "big") + b for b in (x.encode() for x in parts))
     return hashlib.blake2b(data, digest_size=16).hexdigest()

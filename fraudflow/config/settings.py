@@ -134,6 +134,10 @@ class FeatureSettings:
     trusted_travel_kmh: float = _opt(
         900.0, "a location implying faster travel is not kept as the user's last location"
     )
+    max_event_ahead: timedelta = _opt(
+        timedelta(minutes=5),
+        "a record further ahead of the flow's clock is scored but does not move the user's clock",
+    )
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,8 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"model.{name}: must be >= {low}")
     if s.features.max_events_per_user < 2 or s.features.recent_set_size < 1:
         raise ConfigError("features: max_events_per_user >= 2 and recent_set_size >= 1 required")
+    if s.features.max_event_ahead.total_seconds() < 0:
+        raise ConfigError("features.max_event_ahead: must be >= 0")
     if s.validation.max_message_bytes < 64:
         raise ConfigError("validation.max_message_bytes: must be >= 64")
     if s.recovery.snapshot_interval.total_seconds() <= 0:

@@ -216,6 +216,7 @@ def replay(
         decisions=[("scores", CollectSink(decisions))],
         require_key=False,
         interleaved_labels=interleaved_labels,
+        event_clock=True,
     )
     flow = build_flow(settings, io)
     with _progress_bar(io.stats, total, progress):
