@@ -49,46 +49,31 @@ Scored = FeatureRow | DeadLetter | Label
 class ShardState:
     """Everything one shard (one input partition) remembers: its users and its model."""
 
-    __slots__ = ("ahead_at", "ahead_user", "clock", "model", "seen", "users")
+    __slots__ = ("clock", "model", "seen", "users")
 
     def __init__(self) -> None:
         self.users: dict[str, UserState] = {}
         self.seen: dict[str, float] = {}  # wall-clock last activity per user, for expiry
         self.model: HstShard | None = None
-        # replays: the shard's event-time clock, and the last record found ahead of it
+        # replays: the shard's clock in event time
         self.clock = float("-inf")
-        self.ahead_user: str | None = None
-        self.ahead_at = 0.0
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        # a snapshot from before the event clock existed has none
-        self.clock, self.ahead_user, self.ahead_at = float("-inf"), None, 0.0
+        self.clock = float("-inf")  # a snapshot from before the event clock has none
         for name, value in state[1].items():
             setattr(self, name, value)
 
     def event_clock(self, txn: Transaction, ahead: float) -> float:
-        """The shard's clock in event time (replays), after ``txn``.
+        """The shard's clock in event time (replays) for ``txn``, then moved by it.
 
-        It follows the newest event time of records not more than ``ahead``
-        after it. A record further ahead leaves it where it is (so it is
-        scored as ahead), unless a record of another user comes ahead right
-        after: then the stream has moved on after a gap in traffic, and the
-        clock moves to the earlier of the two.
+        It starts at the first record's event time and follows the newest
+        event time, but one record moves it at most ``ahead`` forward, so a
+        record dated far ahead cannot drag it along (a gap in traffic is
+        caught up ``ahead`` per record).
         """
-        t = txn.ts
-        if self.clock == float("-inf") or t <= self.clock + ahead:
-            self.clock = max(self.clock, t)
-            self.ahead_user = None
-        elif self.ahead_user is not None and self.ahead_user != txn.user_id:
-            self.clock = max(self.clock, min(self.ahead_at, t))
-            self.ahead_user = None
-            if t <= self.clock + ahead:
-                self.clock = t
-        elif self.ahead_user is None:
-            self.ahead_user, self.ahead_at = txn.user_id, t
-        else:
-            self.ahead_at = min(self.ahead_at, t)
-        return self.clock
+        ref = txn.ts if self.clock == float("-inf") else self.clock
+        self.clock = max(ref, min(txn.ts, ref + ahead))
+        return ref
 
 
 class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):

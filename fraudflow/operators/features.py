@@ -10,9 +10,10 @@ Event-time policy (docs/event-time.md):
   count the events at or before its own time;
 - an older record is *late*: it is scored against the current state, flagged
   ``late`` (a feature rules can use, counted in metrics) and not learned from;
-- a record more than ``max_event_ahead`` ahead of the flow's clock is treated
-  the same way (scored, flagged ``late``, not learned from), so it cannot move
-  the user's clock and make the user's later real-time records late;
+- a record more than ``max_event_ahead`` ahead of the flow's clock is scored
+  and learned from as usual, but moves the user's clock (the newest event
+  time, against which lateness is judged) only up to the flow's clock, so it
+  cannot make the user's later real-time records late;
 - a transaction id seen again for the user within ``duplicate_horizon`` of the
   user's event time is a duplicate (ids of late, ahead and duplicate records
   are remembered too).
@@ -161,17 +162,16 @@ def user_step(
     """Compute the features of ``txn`` from the user's history, then learn from it.
 
     ``now`` is the flow's clock (docs/event-time.md): a record more than
-    ``p.ahead`` after it is scored but not learned from. None: no clock (pure
-    tests and benchmarks), nothing is ahead.
+    ``p.ahead`` after it moves the user's clock only to ``now``. None: no
+    clock (pure tests and benchmarks).
     """
     t = txn.ts
-    ahead = now is not None and t > now + p.ahead
-    if state is None or (not ahead and state.last_ts > -math.inf and t - state.last_ts > p.idle):
+    # the event time this record may move the user's clock to
+    clock_t = t if now is None or t <= now + p.ahead else now
+    if state is None or clock_t - state.last_ts > p.idle:
         state = UserState(p.set_size)
     id_hash = stable_hash(txn.transaction_id)
-    seen_at = state.last_ts if ahead or t < state.last_ts else t
-    if seen_at == -math.inf:
-        seen_at = t  # a new user's first record, ahead of the clock
+    seen_at = clock_t  # (remember_id keeps these non-decreasing)
     if id_hash in state.ids:
         state.remember_id(id_hash, seen_at)
         return state, DeadLetter(
@@ -186,7 +186,7 @@ def user_step(
             step="features",
         )
     state.remember_id(id_hash, seen_at)
-    late = ahead or t < state.last_ts - p.lateness
+    late = t < state.last_ts - p.lateness
     amount = txn.amount
     log_amt = math.log1p(amount)
     n = state.n
@@ -284,7 +284,7 @@ def user_step(
 
     if not late:
         state.insert_event(t, amount)
-        state.last_ts = max(state.last_ts, t)
+        state.last_ts = max(state.last_ts, clock_t)
         state.prune(state.last_ts - p.retention, p.max_events)
         state.add_amount(log_amt, RECENT_AMOUNTS)
         hours[hour] += 1
@@ -298,6 +298,5 @@ def user_step(
             and (state.geo is None or t >= state.geo[2])
         ):
             state.geo = (txn.lat, txn.lon, t)
-    if state.last_ts > -math.inf:
-        state.forget_ids(state.last_ts - p.horizon)
+    state.forget_ids(state.last_ts - p.horizon)
     return state, FeatureRow(txn, f)
