@@ -136,7 +136,7 @@ class FeatureSettings:
     )
     max_event_ahead: timedelta = _opt(
         timedelta(minutes=5),
-        "a record further ahead of the flow's clock is scored but does not move the user's clock",
+        "a record further ahead of the flow's clock moves the user's clock only to that clock",
     )
 
 
