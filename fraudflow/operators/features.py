@@ -16,13 +16,13 @@ Event-time policy (docs/event-time.md):
   cannot make the user's later real-time records late;
 - a transaction id seen again for the user within ``duplicate_horizon`` of the
   user's event time is a duplicate (ids of late, ahead and duplicate records
-  are remembered too).
+  are remembered too);
+- a gap longer than ``idle_ttl`` in event time starts the user afresh, the
+  same as wall-clock expiry does in a live flow.
 
 Arithmetic stays finite for every finite amount (sums saturate at the
 largest float instead of overflowing), so one extreme value cannot crash
 the step.
-- a gap longer than ``idle_ttl`` in event time starts the user afresh, the
-  same as wall-clock expiry does in a live flow.
 """
 
 from __future__ import annotations
