@@ -6,6 +6,7 @@ late record, and one transaction_id sent for two users.
 
 from __future__ import annotations
 
+import pickle
 import sys
 from typing import Any
 
@@ -14,7 +15,8 @@ import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 
 from fraudflow.config.settings import Settings
-from fraudflow.records import Decision
+from fraudflow.flows.detection import ShardState
+from fraudflow.records import Decision, Transaction
 from tests.unit.flows.test_flow import run
 
 T0 = 1_767_225_600.0
@@ -169,3 +171,18 @@ def test_the_same_transaction_id_for_two_users_gives_two_decisions() -> None:
     shared = [d for d in decisions if d.txn.transaction_id == "shared"]
     assert sorted(d.txn.user_id for d in shared) == ["alice", "bob"]
     assert shared[0].alert_id != shared[1].alert_id
+
+
+def test_the_shard_clock_survives_a_snapshot_and_old_snapshots_load() -> None:
+    st = ShardState()
+    txn = Transaction("t", "u", 1.0, T0, "USD")
+    assert st.event_clock(txn, 300.0) == T0
+    back = pickle.loads(pickle.dumps(st))
+    assert back.clock == T0
+    old = ShardState.__new__(ShardState)
+    old.__setstate__((None, {"users": {}, "seen": {}, "model": None}))  # before the clock
+    assert old.clock == float("-inf")
+    assert old.event_clock(txn, 300.0) == T0
+    # one record far ahead moves the shard's clock by at most max_event_ahead
+    assert st.event_clock(Transaction("f", "u", 1.0, T0 + 86400, "USD"), 300.0) == T0
+    assert st.clock == T0 + 300
