@@ -7,6 +7,7 @@ account for every record: received = valid + dead-lettered.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime
@@ -50,6 +51,7 @@ ERROR_CODES = (
     "empty_key",
     "key_mismatch",
     "duplicate",
+    "duplicate_key",
     "label_unknown_transaction",
     "label_expired",
 )
@@ -58,6 +60,9 @@ _ID_MAX = 128
 _OPT_MAX = 256
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+# C0 controls (NUL included), DEL and C1 controls: PostgreSQL text refuses NUL, and
+# none of them has a use in an id; rejected in every string field
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _OPTIONAL_STR = ("merchant_id", "merchant_category", "payment_method", "device_id", "channel", "ip")
 
 
@@ -84,7 +89,18 @@ def _required_str(obj: dict[str, Any], name: str) -> str:
         raise Invalid(
             "bad_value", f"field {name!r} must have 1..{_ID_MAX} characters, got {len(v)}"
         )
+    _no_control(v, name)
     return v
+
+
+def _no_control(v: str, name: str) -> None:
+    m = _CONTROL.search(v)
+    if m is not None:
+        raise Invalid(
+            "bad_value",
+            f"field {name!r} contains control character U+{ord(m.group()):04X} "
+            f"at position {m.start()}",
+        )
 
 
 def _optional_str(obj: dict[str, Any], name: str) -> str | None:
@@ -95,13 +111,14 @@ def _optional_str(obj: dict[str, Any], name: str) -> str | None:
         raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
     if len(v) > _OPT_MAX:
         raise Invalid("bad_value", f"field {name!r} is longer than {_OPT_MAX} characters")
+    _no_control(v, name)
     return v or None
 
 
 def _number(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise Invalid("bad_type", f"field {name!r} must be a number, got {_kind(v)}")
-    f = float(v)
+    f = float(v) + 0.0  # -0.0 becomes 0.0
     if not math.isfinite(f):
         raise Invalid(
             "bad_amount" if name == "amount" else "bad_value", f"field {name!r} is not finite"
@@ -214,7 +231,49 @@ def _decode(value: bytes | None, settings: ValidationSettings) -> dict[str, Any]
         raise Invalid("bad_json", f"value is not JSON: {exc.msg} at {exc.pos}") from None
     if not isinstance(obj, dict):
         raise Invalid("not_object", f"value must be a JSON object, got {_kind(obj)}")
+    if _may_have_duplicate_keys(value, obj):
+        _check_duplicate_keys(value)
     return obj
+
+
+def _may_have_duplicate_keys(value: bytes, obj: dict[str, Any]) -> bool:
+    """False when the message certainly has no repeated key, at any depth (the fast path).
+
+    Every key/value pair has one ``:`` outside strings, so without escapes the
+    colons in the raw bytes are the pairs plus the colons inside strings. A flat
+    object whose only colons in strings are those of ``timestamp`` and ``ip``
+    has exactly ``len(obj)`` + those colons; any repeated key (which orjson
+    silently drops) adds one. Anything else goes to the exact check.
+    """
+    extra = value.count(b":") - len(obj)
+    if extra == 0:
+        return False
+    if b"\\" in value:
+        return True
+    for name in ("timestamp", "ip", "reported_at"):
+        v = obj.get(name)
+        if type(v) is str:
+            extra -= v.count(":")
+    return extra != 0
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise Invalid("duplicate_key", f"key {name[:64]!r} appears more than once")
+            seen.add(name)
+    return d
+
+
+def _check_duplicate_keys(value: bytes) -> None:
+    """The exact check (slow path): the standard parser, refusing a repeated key."""
+    try:
+        json.loads(value, object_pairs_hook=_no_repeats)
+    except RecursionError:
+        raise Invalid("bad_json", "value is nested too deeply") from None
 
 
 def _origin(msg: RawMessage) -> tuple[str, int, int]:
