@@ -139,7 +139,10 @@ class _RecordPartition(StatelessSinkPartition[Any]):
             dropped, self._too_large = len(self._too_large), []
             log.warning(
                 "%d records for topic %r were too large: %d sent without payload, %d dropped",
-                len(retry), self._topic, len(retry) - dropped, dropped,
+                len(retry),
+                self._topic,
+                len(retry) - dropped,
+                dropped,
             )
             metrics.sink_oversize(self._topic, len(retry) - dropped, dropped)
         if self._errors:
