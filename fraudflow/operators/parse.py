@@ -63,6 +63,10 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 # C0 controls (NUL included), DEL and C1 controls: PostgreSQL text refuses NUL, and
 # none of them has a use in an id; rejected in every string field
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# JSON strings cannot hold raw C0 controls (parsers refuse them): a decoded string
+# has one only through an escape (a backslash), DEL raw, or a C1 control raw
+# (UTF-8 C2 80..C2 9F). A message without these needs no per-field check.
+_MAYBE_CONTROL = re.compile(rb"[\\\x7f]|\xc2[\x80-\x9f]")
 _OPTIONAL_STR = ("merchant_id", "merchant_category", "payment_method", "device_id", "channel", "ip")
 
 
@@ -79,7 +83,7 @@ def _kind(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
-def _required_str(obj: dict[str, Any], name: str) -> str:
+def _required_str(obj: dict[str, Any], name: str, controls: bool = True) -> str:
     if name not in obj or obj[name] is None:
         raise Invalid("missing_field", f"required field {name!r} is missing")
     v = obj[name]
@@ -89,7 +93,8 @@ def _required_str(obj: dict[str, Any], name: str) -> str:
         raise Invalid(
             "bad_value", f"field {name!r} must have 1..{_ID_MAX} characters, got {len(v)}"
         )
-    _no_control(v, name)
+    if controls:
+        _no_control(v, name)
     return v
 
 
@@ -103,7 +108,7 @@ def _no_control(v: str, name: str) -> None:
         )
 
 
-def _optional_str(obj: dict[str, Any], name: str) -> str | None:
+def _optional_str(obj: dict[str, Any], name: str, controls: bool = True) -> str | None:
     v = obj.get(name)
     if v is None:
         return None
@@ -111,7 +116,8 @@ def _optional_str(obj: dict[str, Any], name: str) -> str | None:
         raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
     if len(v) > _OPT_MAX:
         raise Invalid("bad_value", f"field {name!r} is longer than {_OPT_MAX} characters")
-    _no_control(v, name)
+    if controls:
+        _no_control(v, name)
     return v or None
 
 
@@ -171,20 +177,26 @@ def _time_field(obj: dict[str, Any], name: str, settings: ValidationSettings, no
     return ts
 
 
-def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: float) -> Transaction:
-    """Check one decoded JSON object; raises Invalid naming the field on failure."""
-    transaction_id = _required_str(obj, "transaction_id")
-    user_id = _required_str(obj, "user_id")
+def validate_object(
+    obj: dict[str, Any], settings: ValidationSettings, now: float, *, controls: bool = True
+) -> Transaction:
+    """Check one decoded JSON object; raises Invalid naming the field on failure.
+
+    ``controls=False`` skips the control-character checks, for a caller that
+    knows the raw message cannot hold one (see ``_MAYBE_CONTROL``).
+    """
+    transaction_id = _required_str(obj, "transaction_id", controls)
+    user_id = _required_str(obj, "user_id", controls)
     if "amount" not in obj or obj["amount"] is None:
         raise Invalid("missing_field", "required field 'amount' is missing")
     amount = _number(obj["amount"], "amount")
     if amount < 0:
         raise Invalid("bad_amount", "field 'amount' is negative")
     ts = _time_field(obj, "timestamp", settings, now)
-    currency = _optional_str(obj, "currency") or settings.default_currency
+    currency = _optional_str(obj, "currency", controls) or settings.default_currency
     if not _CURRENCY.fullmatch(currency):
         raise Invalid("bad_value", "field 'currency' must be an ISO 4217 code like 'USD'")
-    country = _optional_str(obj, "country")
+    country = _optional_str(obj, "country", controls)
     if country is not None and not _COUNTRY.fullmatch(country):
         raise Invalid("bad_value", "field 'country' must be an ISO 3166 alpha-2 code like 'DE'")
     lat, lon = obj.get("lat"), obj.get("lon")
@@ -194,7 +206,7 @@ def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: floa
         lat, lon = _number(lat, "lat"), _number(lon, "lon")
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise Invalid("bad_value", "fields 'lat'/'lon' are out of range")
-    opt = [_optional_str(obj, n) for n in _OPTIONAL_STR]
+    opt = [_optional_str(obj, n, controls) for n in _OPTIONAL_STR]
     return Transaction(
         transaction_id=transaction_id,
         user_id=user_id,
@@ -250,10 +262,14 @@ def _may_have_duplicate_keys(value: bytes, obj: dict[str, Any]) -> bool:
         return False
     if b"\\" in value:
         return True
-    for name in ("timestamp", "ip", "reported_at"):
-        v = obj.get(name)
-        if type(v) is str:
-            extra -= v.count(":")
+    ts = obj.get("timestamp", obj.get("reported_at"))
+    if type(ts) is str:
+        extra -= ts.count(":")
+        if extra == 0:
+            return False
+    ip = obj.get("ip")
+    if type(ip) is str:
+        extra -= ip.count(":")
     return extra != 0
 
 
@@ -308,7 +324,9 @@ def parse_message(
     user_id (true for Kafka, where the key decides the partition).
     """
     try:
-        txn = validate_object(_decode(msg.value, settings), settings, now)
+        obj = _decode(msg.value, settings)
+        controls = msg.value is None or _MAYBE_CONTROL.search(msg.value) is not None
+        txn = validate_object(obj, settings, now, controls=controls)
         if require_key:
             if not msg.key:
                 raise Invalid("empty_key", "message has no key (the key must be the user_id)")
