@@ -66,7 +66,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # JSON strings cannot hold raw C0 controls (parsers refuse them): a decoded string
 # has one only through an escape (a backslash), DEL raw, or a C1 control raw
 # (UTF-8 C2 80..C2 9F). A message without these needs no per-field check.
-_MAYBE_CONTROL = re.compile(rb"[\\\x7f]|\xc2[\x80-\x9f]")
+_RAW_C1 = re.compile(rb"\xc2[\x80-\x9f]")
+
+
+def _may_hold_control(value: bytes) -> bool:
+    """False when no decoded string of this JSON can hold a control character.
+
+    Three byte searches (fast) and a regex only when a ``C2`` byte is there.
+    """
+    return (
+        b"\\" in value
+        or b"\x7f" in value
+        or (b"\xc2" in value and _RAW_C1.search(value) is not None)
+    )
 _OPTIONAL_STR = ("merchant_id", "merchant_category", "payment_method", "device_id", "channel", "ip")
 
 
@@ -183,7 +195,7 @@ def validate_object(
     """Check one decoded JSON object; raises Invalid naming the field on failure.
 
     ``controls=False`` skips the control-character checks, for a caller that
-    knows the raw message cannot hold one (see ``_MAYBE_CONTROL``).
+    knows the raw message cannot hold one (see ``_may_hold_control``).
     """
     transaction_id = _required_str(obj, "transaction_id", controls)
     user_id = _required_str(obj, "user_id", controls)
@@ -325,7 +337,7 @@ def parse_message(
     """
     try:
         obj = _decode(msg.value, settings)
-        controls = msg.value is None or _MAYBE_CONTROL.search(msg.value) is not None
+        controls = msg.value is None or _may_hold_control(msg.value)
         txn = validate_object(obj, settings, now, controls=controls)
         if require_key:
             if not msg.key:

@@ -18,6 +18,7 @@ from fraudflow.operators.parse import (
     Invalid,
     _check_duplicate_keys,
     _may_have_duplicate_keys,
+    _may_hold_control,
     parse_label,
     parse_message,
 )
@@ -173,3 +174,31 @@ def test_the_fast_path_never_misses_a_repeated_key(
             _check_duplicate_keys(raw)
     else:
         _check_duplicate_keys(raw)
+
+
+def _strings(v: Any) -> list[str]:
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, dict):
+        return [s for k, x in v.items() for s in (k, *_strings(x))]
+    if isinstance(v, list):
+        return [s for x in v for s in _strings(x)]
+    return []
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    obj=st.dictionaries(
+        st.text(max_size=6),
+        st.text(max_size=12) | st.lists(st.text(max_size=6), max_size=3),
+        max_size=6,
+    )
+)
+def test_the_control_scan_never_misses_a_control_character(obj: dict[str, Any]) -> None:
+    raw = orjson.dumps(obj)
+    has = any(_CONTROL_RE.search(s) for s in _strings(orjson.loads(raw)))
+    if has:
+        assert _may_hold_control(raw)
+
+
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
