@@ -64,9 +64,10 @@ class OutputPolicy:
 
     ``max_payload_bytes``: bytes of a dead letter's original value (and key)
     copied into it, 0 for none. ``pseudonymize_key``: when set, ``user_id``,
-    ``device_id`` and ``ip`` become keyed hashes (HMAC-SHA256) in every
-    output, and dead letters carry no payload unless ``payload_with_pseudonyms``.
-    The key never shows in ``repr``.
+    ``device_id`` and ``ip`` become keyed hashes (HMAC-SHA256) in the records
+    the policy is applied to (the Kafka alerts and dead-letter sinks), and dead
+    letters carry no payload unless ``payload_with_pseudonyms``. The key never
+    shows in ``repr``.
 
     >>> p = OutputPolicy(pseudonymize_key=b"k")
     >>> p, p.payload_bytes(), len(p.pseudonym("u1"))
