@@ -25,7 +25,10 @@ from typing import Any
 
 import yaml
 
+from fraudflow.records import dead_letter_max_bytes
+
 ENV_PREFIX = "FRAUDFLOW_"
+KAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "default"
 
 
@@ -105,6 +108,9 @@ class KafkaSettings:
         metadata={"doc": "extra librdkafka settings (k=v,k=v), passed through untouched"},
     )
     sasl_password: Secret | None = _opt(None, "SASL password (environment only)", secret=True)
+    dlq_max_payload_bytes: int = _opt(
+        16384, "bytes of a bad record's value and key copied into its dead letter (0 = none)"
+    )
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,15 @@ class SinkSettings:
     profile_ttl: timedelta = _opt(timedelta(days=7), "TTL of a user's Redis profile hash")
     redis_key_prefix: str = _opt("fraudflow:profile:", "Redis key of a profile: prefix + user_id")
     sink_retry_limit: timedelta = _opt(timedelta(seconds=60), "sinks retry a down store this long")
+    pseudonymize_key: Secret | None = _opt(
+        None,
+        "key of the HMAC-SHA256 that replaces user_id/device_id/ip in alerts and dead letters "
+        "(on when set; environment or file only, >= 16 characters)",
+        secret=True,
+    )
+    dlq_payload_with_pseudonyms: bool = _opt(
+        False, "with pseudonymize_key set, still copy the payload into dead letters"
+    )
 
 
 @dataclass(frozen=True)
@@ -277,6 +292,28 @@ def _check(s: Settings) -> None:
         raise ConfigError("validation.max_message_bytes: must be >= 64")
     if s.recovery.snapshot_interval.total_seconds() <= 0:
         raise ConfigError("recovery.snapshot_interval: must be positive")
+    _check_outputs(s)
+
+
+def _check_outputs(s: Settings) -> None:
+    """A dead letter of any input must fit the producer's ``message.max.bytes``."""
+    n = s.kafka.dlq_max_payload_bytes
+    raw = s.kafka.kafka_config.get("message.max.bytes", str(KAFKA_MESSAGE_MAX_BYTES))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ConfigError("kafka.kafka_config: message.max.bytes must be an integer") from None
+    need = dead_letter_max_bytes(n) + 1024  # + librdkafka's per-message overhead
+    if n < 0:
+        raise ConfigError("kafka.dlq_max_payload_bytes: must be >= 0")
+    if need > limit:
+        raise ConfigError(
+            f"kafka.dlq_max_payload_bytes: {n} gives dead letters up to {need} bytes, "
+            f"above message.max.bytes {limit}; lower it (0 = no payload)"
+        )
+    key = s.sinks.pseudonymize_key
+    if key is not None and len(key.reveal()) < 16:
+        raise ConfigError("sinks.pseudonymize_key: must have at least 16 characters")
 
 
 ENTITY_FIELDS = (

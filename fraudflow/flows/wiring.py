@@ -16,7 +16,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from fraudflow.config.settings import ConfigError, Settings
 from fraudflow.connectors.kafka import KafkaRecordSink, labels_source, transactions_source
 from fraudflow.flows.io import FlowIO
-from fraudflow.records import Decision
+from fraudflow.records import Decision, OutputPolicy
 from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.redis_profiles import RedisProfileSink
 
@@ -40,6 +40,16 @@ def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
     return sinks
 
 
+def output_policy(settings: Settings) -> OutputPolicy:
+    """How alerts and dead letters leave the flow: payload size and pseudonyms (docs/pii.md)."""
+    key = settings.sinks.pseudonymize_key
+    return OutputPolicy(
+        max_payload_bytes=settings.kafka.dlq_max_payload_bytes,
+        pseudonymize_key=None if key is None else key.reveal().encode("utf-8"),
+        payload_with_pseudonyms=settings.sinks.dlq_payload_with_pseudonyms,
+    )
+
+
 def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = ()) -> FlowIO:
     """Kafka in (and the labels topic with feedback), alerts and dead letters to Kafka,
     plus the configured stores."""
@@ -48,8 +58,8 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
         raise ConfigError("kafka.brokers: no brokers given (--brokers or FRAUDFLOW_BROKERS)")
     return FlowIO(
         source=transactions_source(k),
-        alerts=KafkaRecordSink(k, k.alerts_topic),
-        dead_letters=KafkaRecordSink(k, k.dlq_topic),
+        alerts=KafkaRecordSink(k, k.alerts_topic, output_policy(settings)),
+        dead_letters=KafkaRecordSink(k, k.dlq_topic, output_policy(settings)),
         decisions=[*store_sinks(settings), *extra],
         require_key=True,
         labels=labels_source(k) if settings.feedback.feedback else None,

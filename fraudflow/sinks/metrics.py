@@ -107,6 +107,12 @@ SINK_WRITTEN = Counter(
     ["sink"],
     registry=REGISTRY,
 )
+SINK_OVERSIZE = Counter(
+    "fraudflow_sink_records_oversize",
+    "Kafka records refused as too large, by topic and outcome (sent_without_payload, dropped)",
+    ["topic", "outcome"],
+    registry=REGISTRY,
+)
 SINK_WRITE_SECONDS = Histogram(
     "fraudflow_sink_write_seconds",
     "Time to write one batch to a store, retries included, by sink",
@@ -196,6 +202,12 @@ def sink_error(sink: str) -> None:
 def sink_retry(sink: str) -> None:
     """``sink`` is retrying a write."""
     SINK_RETRIES.labels(sink=sink).inc()
+
+
+def sink_oversize(topic: str, sent_without_payload: int, dropped: int) -> None:
+    """Records for ``topic`` were too large for Kafka: resent bare, or dropped."""
+    SINK_OVERSIZE.labels(topic=topic, outcome="sent_without_payload").inc(sent_without_payload)
+    SINK_OVERSIZE.labels(topic=topic, outcome="dropped").inc(dropped)
 
 
 def observe_sink_write(sink: str, items: int, seconds: float) -> None:
