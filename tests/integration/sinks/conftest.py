@@ -1,4 +1,10 @@
-"""Per-test PostgreSQL databases and Redis key prefixes on the machine's servers."""
+"""Per-test PostgreSQL databases and Redis key prefixes on the machine's servers.
+
+``store`` is a fresh database with the decision schema in one of the two
+layouts (parametrized: every test using it runs on both): ``partitioned``
+(native partitions, plain PostgreSQL) and ``timescale`` (hypertables; needs
+the extension, see :mod:`tests.support.timescale`).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,38 @@ import pytest
 import redis
 
 from fraudflow.config.settings import Secret
+from fraudflow.sinks.postgres import migrate
+from tests.support.timescale import Store, require_timescale
+
+LAYOUTS = ("partitioned", "timescale")
 
 
 @pytest.fixture
 def pg_dsn(database: str) -> Secret:
     """A fresh, empty database for one test (the ``database`` fixture), as a Secret."""
     return Secret(database)
+
+
+@pytest.fixture(scope="session")
+def timescale_version(request: pytest.FixtureRequest, postgres_dsn: str) -> str:
+    """The TimescaleDB version the tests run against (installed from the bundle if needed)."""
+    version = require_timescale(postgres_dsn)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    line = f"TimescaleDB tests run against timescaledb {version}"
+    if reporter is not None:
+        reporter.write_line(f"\n{line}")
+    print(line)
+    return version
+
+
+@pytest.fixture(params=LAYOUTS)
+def store(request: pytest.FixtureRequest, database: str) -> Store:
+    layout = str(request.param)
+    if layout == "timescale":
+        request.getfixturevalue("timescale_version")
+    dsn = Secret(database)
+    migrate(dsn, layout=layout)
+    return Store(dsn, layout)
 
 
 @pytest.fixture
