@@ -196,11 +196,12 @@ def test_rows_parked_in_default_move_to_their_new_partition(pg_dsn: Secret) -> N
 
 def _grafana_macros(sql: str) -> str:
     sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 between '2024-01-01' and '2024-12-31'", sql)
-    return re.sub(
-        r"\$__timeGroupAlias\((\w+), '5m'\)",
-        r"to_timestamp(floor(extract(epoch from \1) / 300) * 300) as time",
-        sql,
-    )
+
+    def group(m: re.Match[str]) -> str:
+        secs = int(m[2]) * (60 if m[3] == "m" else 3600)
+        return f"to_timestamp(floor(extract(epoch from {m[1]}) / {secs}) * {secs}) as time"
+
+    return re.sub(r"\$__timeGroupAlias\((\w+), '(\d+)([mh])'\)", group, sql)
 
 
 def test_dashboard_sql_runs_on_the_schema(store: Store) -> None:
