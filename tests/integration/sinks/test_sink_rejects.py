@@ -6,6 +6,9 @@ retry limit."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -124,3 +127,17 @@ def test_the_sink_also_fails_at_once_on_a_missing_database(postgres_dsn: str) ->
         part.write_batch([make_decision(1)])
     assert not isinstance(info.value, SinkUnavailable)
     part.close()
+
+
+def test_run_stops_with_one_clear_line_when_the_database_is_missing(postgres_dsn: str) -> None:
+    missing = postgres_dsn.rpartition("/")[0] + "/fraudflow_no_such_database"
+    cmd = [sys.executable, "-m", "fraudflow", "run", "--brokers", "127.0.0.1:9",
+           "--input-topic", "tx", "--postgres-dsn", missing, "--quiet"]  # fmt: skip
+    env = {**os.environ, "FRAUDFLOW_SINK_RETRY_LIMIT": "600s"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("fraudflow: error:")]
+    assert len(errors) == 1
+    assert "postgres sink" in errors[0]
+    assert "does not exist" in errors[0]
