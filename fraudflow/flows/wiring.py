@@ -38,7 +38,11 @@ def store_sinks(
         sinks.append(("postgres", pg))
     if s.redis_url is not None:
         sink = RedisProfileSink(
-            s.redis_url, s.profile_ttl, s.sink_retry_limit, key_prefix=s.redis_key_prefix
+            s.redis_url,
+            s.profile_ttl,
+            s.sink_retry_limit,
+            key_prefix=s.redis_key_prefix,
+            dead_letters=dead_letters,
         )
         sinks.append(("redis", sink))
     return sinks

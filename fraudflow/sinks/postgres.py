@@ -42,6 +42,7 @@ from psycopg.types.json import set_json_dumps
 from fraudflow.config.settings import Secret
 from fraudflow.records import DeadLetter, Decision
 from fraudflow.sinks import metrics
+from fraudflow.sinks.rejects import Rejects
 from fraudflow.sinks.retry import Retrier, scrub, secret_parts
 from fraudflow.sinks.schema import (
     WRITE_COLUMNS,
@@ -61,8 +62,11 @@ DEFAULT_RETRY_LIMIT = timedelta(seconds=60)
 STAGE = "fraudflow_stage"
 TRANSIENT: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
 # errors caused by the content of a row: isolate it and dead-letter it
-CONTENT_ERRORS: tuple[type[BaseException], ...] = (psycopg.DataError, psycopg.IntegrityError)
-REJECTED_CODE = "sink_rejected"
+CONTENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    UnicodeEncodeError,  # a lone surrogate in a text: psycopg cannot encode it
+)
 # connection failures that no retry fixes (libpq messages; the server sends no SQLSTATE
 # before the session exists)
 _PERMANENT_MARKS = (
@@ -186,11 +190,11 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
         connect_timeout: int,
         *,
         layout: str = "auto",
-        dead_letters: StatelessSinkPartition[DeadLetter] | None = None,
+        rejects: Rejects,
     ) -> None:
         self._dsn = dsn
         self._layout = layout
-        self._dead_letters = dead_letters
+        self._rejects = rejects
         self._alerts_only = alerts_only
         self._retrier = retrier
         self._connect_timeout = connect_timeout
@@ -289,32 +293,6 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
         go(0, len(rows))
         return rejected
 
-    def _reject(self, decision: Decision, message: str) -> None:
-        t = decision.txn
-        letter = DeadLetter(
-            code=REJECTED_CODE,
-            message=f"{SINK} sink refused the decision: {message}",
-            value=decision.to_json(),
-            key=t.user_id.encode("utf-8", "backslashreplace"),
-            topic=t.topic,
-            partition=t.partition,
-            offset=t.offset,
-            dead_at=time.time(),
-            step=f"sink:{SINK}",
-        )
-        metrics.sink_rejected(SINK)
-        if self._dead_letters is not None:
-            self._dead_letters.write_batch([letter])
-        else:
-            log.error(
-                "%s (alert_id %r, source %s/%s/%s; no dead-letter output)",
-                letter.message,
-                decision.alert_id,
-                t.topic,
-                t.partition,
-                t.offset,
-            )
-
     def write_batch(self, items: list[Decision]) -> None:
         """Write the batch in one transaction, retrying while the store is down.
 
@@ -331,13 +309,12 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
             lambda: self._write_isolating(rows, months), on_failure=self._drop
         )
         for index, message in rejected:
-            self._reject(batch[index], scrub(message, self._retrier.secrets))
+            self._rejects.reject(batch[index], scrub(message, self._retrier.secrets))
         metrics.observe_sink_write(SINK, len(rows) - len(rejected), time.perf_counter() - started)
 
     def close(self) -> None:
         self._drop()
-        if self._dead_letters is not None:
-            self._dead_letters.close()
+        self._rejects.close()
 
 
 class PostgresSink(DynamicSink[Decision]):
@@ -372,18 +349,13 @@ class PostgresSink(DynamicSink[Decision]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PostgresPartition:
         retrier = _retrier(self.dsn, self.retry_limit, self.seed + worker_index)
-        dlq = (
-            None
-            if self.dead_letters is None
-            else self.dead_letters.build(f"{step_id}_rejected", worker_index, worker_count)
-        )
         return _PostgresPartition(
             self.dsn,
             self.alerts_only,
             retrier,
             self.connect_timeout,
             layout=self.layout,
-            dead_letters=dlq,
+            rejects=Rejects(SINK, self.dead_letters, step_id, worker_index, worker_count),
         )
 
     def __repr__(self) -> str:

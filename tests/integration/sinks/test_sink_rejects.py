@@ -15,12 +15,15 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+import redis
 from bytewax.testing import TestingSink
 
 from fraudflow.config.settings import Secret
 from fraudflow.records import DeadLetter, Decision
 from fraudflow.sinks import metrics
-from fraudflow.sinks.postgres import REJECTED_CODE, PostgresSink, migrate
+from fraudflow.sinks.postgres import PostgresSink, migrate
+from fraudflow.sinks.redis_profiles import RedisProfileSink
+from fraudflow.sinks.rejects import REJECTED_CODE
 from fraudflow.sinks.retry import SinkError, SinkUnavailable
 from tests.support.timescale import Store
 from tests.unit.sinks.factory import make_decision
@@ -141,3 +144,45 @@ def test_run_stops_with_one_clear_line_when_the_database_is_missing(postgres_dsn
     assert len(errors) == 1
     assert "postgres sink" in errors[0]
     assert "does not exist" in errors[0]
+
+
+def lone_surrogate(n: int) -> Decision:
+    """Text no UTF-8 encoder accepts (a lone surrogate): refused before it leaves."""
+    return make_decision(n, tier="block", user="u\ud800x", txn_id=f"t-surrogate-{n}")
+
+
+def test_unencodable_text_is_dead_lettered_by_postgres(store: Store) -> None:
+    dead: list[DeadLetter] = []
+    part = PostgresSink(store.dsn, dead_letters=TestingSink(dead)).build("pg", 0, 1)
+    part.write_batch([make_decision(1), lone_surrogate(2), make_decision(3)])
+    part.close()
+    assert q(store.dsn, "select count(*) from decisions") == [(2,)]
+    assert [(d.code, d.offset) for d in dead] == [(REJECTED_CODE, 2)]
+    assert "UnicodeEncodeError" in dead[0].message
+
+
+def test_redis_dead_letters_a_refused_key_and_writes_the_others(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.set(redis_prefix + "u-clash", "not a hash")  # HSET on it: WRONGTYPE
+    dead: list[DeadLetter] = []
+    sink = RedisProfileSink(
+        Secret(redis_url),
+        timedelta(hours=1),
+        key_prefix=redis_prefix,
+        dead_letters=TestingSink(dead),
+    )
+    part = sink.build("redis", 0, 1)
+    before = metrics.value("fraudflow_sink_rejected_total", {"sink": "redis"})
+    ok = make_decision(1, user="u-ok")
+    part.write_batch([ok, make_decision(2, user="u-clash"), lone_surrogate(3)])
+    part.close()
+    assert client.hget(redis_prefix + "u-ok", "last_decision_id") == ok.alert_id
+    assert [(d.code, d.step, d.offset) for d in dead] == [
+        (REJECTED_CODE, "sink:redis", 3),
+        (REJECTED_CODE, "sink:redis", 2),
+    ]
+    assert "WRONGTYPE" in dead[1].message
+    assert metrics.value("fraudflow_sink_rejected_total", {"sink": "redis"}) == before + 2
+    client.close()
