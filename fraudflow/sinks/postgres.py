@@ -276,6 +276,7 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
         error, halves, recursively, so ``k`` bad rows of ``n`` cost about
         ``2 k log2(n)`` extra transactions and every good row is written.
         """
+        self._connection()  # connection and migration errors are not a row's fault: raise them
         rejected: list[tuple[int, str]] = []
 
         def go(lo: int, hi: int) -> None:

@@ -200,6 +200,7 @@ class _RedisPartition(StatelessSinkPartition[Decision]):
         if not sent:
             return refused
         results = pipe.execute(raise_on_error=False)
+        unsent = len(refused)  # refused before sending (encoding)
         for d, res in zip(sent, results, strict=True):
             if not isinstance(res, Exception):
                 continue
@@ -208,9 +209,9 @@ class _RedisPartition(StatelessSinkPartition[Decision]):
             if not isinstance(res, redis.ResponseError):
                 raise res
             refused.append((d, f"{type(res).__name__}: {res}"))
-        if refused and len(refused) == len(latest) > 1:
-            # every key refused: the server, not the content (a script or server problem)
-            raise SinkError(f"{SINK} sink: every write refused: {refused[0][1]}")
+        if len(sent) > 1 and len(refused) - unsent == len(sent):
+            # every key sent got an error reply: the server or the script, not the content
+            raise SinkError(f"{SINK} sink: every write refused: {refused[-1][1]}")
         return refused
 
     def write_batch(self, items: list[Decision]) -> None:
