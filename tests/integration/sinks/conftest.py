@@ -27,16 +27,30 @@ def pg_dsn(database: str) -> Secret:
     return Secret(database)
 
 
+# what the TimescaleDB tests ran against, for the end-of-run summary
+_TIMESCALE: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
-def timescale_version(request: pytest.FixtureRequest, postgres_dsn: str) -> str:
+def timescale_version(postgres_dsn: str) -> str:
     """The TimescaleDB version the tests run against (installed from the bundle if needed)."""
-    version = require_timescale(postgres_dsn)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = f"TimescaleDB tests run against timescaledb {version}"
-    if reporter is not None:
-        reporter.write_line(f"\n{line}")
-    print(line)
+    try:
+        version = require_timescale(postgres_dsn)
+    except pytest.skip.Exception as skip:
+        _TIMESCALE["skipped"] = str(skip.msg)
+        raise
+    _TIMESCALE["version"] = version
     return version
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the extension version in the test log (or say loudly that its tests did not run)."""
+    if "version" in _TIMESCALE:
+        terminalreporter.write_line(
+            f"TimescaleDB tests ran against timescaledb {_TIMESCALE['version']}"
+        )
+    elif "skipped" in _TIMESCALE:
+        terminalreporter.write_line(_TIMESCALE["skipped"], red=True, bold=True)
 
 
 @pytest.fixture(params=LAYOUTS)
