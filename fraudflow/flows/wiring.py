@@ -10,31 +10,39 @@ from typing import Any
 
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
-from bytewax.outputs import Sink
+from bytewax.outputs import DynamicSink, Sink
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from fraudflow.config.settings import ConfigError, Settings
 from fraudflow.connectors.kafka import KafkaRecordSink, labels_source, transactions_source
 from fraudflow.flows.io import FlowIO
-from fraudflow.records import Decision, OutputPolicy
+from fraudflow.records import DeadLetter, Decision, OutputPolicy
 from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.redis_profiles import RedisProfileSink
 
 log = logging.getLogger(__name__)
 
 
-def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
-    """PostgreSQL and Redis sinks, each on when its setting is given."""
+def store_sinks(
+    settings: Settings, dead_letters: DynamicSink[DeadLetter] | None = None
+) -> list[tuple[str, Sink[Decision]]]:
+    """PostgreSQL and Redis sinks, each on when its setting is given; decisions a store
+    refuses for their content go to ``dead_letters``."""
     sinks: list[tuple[str, Sink[Decision]]] = []
     s = settings.sinks
     if s.postgres_dsn is not None:
-        applied = migrate(s.postgres_dsn)
+        applied = migrate(s.postgres_dsn, retry_limit=s.sink_retry_limit)
         if applied:
             log.info("applied PostgreSQL migrations: %s", ", ".join(applied))
-        sinks.append(("postgres", PostgresSink(s.postgres_dsn, retry_limit=s.sink_retry_limit)))
+        pg = PostgresSink(s.postgres_dsn, retry_limit=s.sink_retry_limit, dead_letters=dead_letters)
+        sinks.append(("postgres", pg))
     if s.redis_url is not None:
         sink = RedisProfileSink(
-            s.redis_url, s.profile_ttl, s.sink_retry_limit, key_prefix=s.redis_key_prefix
+            s.redis_url,
+            s.profile_ttl,
+            s.sink_retry_limit,
+            key_prefix=s.redis_key_prefix,
+            dead_letters=dead_letters,
         )
         sinks.append(("redis", sink))
     return sinks
@@ -56,11 +64,13 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
     k = settings.kafka
     if not k.brokers:
         raise ConfigError("kafka.brokers: no brokers given (--brokers or FRAUDFLOW_BROKERS)")
+    policy = output_policy(settings)
+    dead_letters = KafkaRecordSink(k, k.dlq_topic, policy)
     return FlowIO(
         source=transactions_source(k),
-        alerts=KafkaRecordSink(k, k.alerts_topic, output_policy(settings)),
-        dead_letters=KafkaRecordSink(k, k.dlq_topic, output_policy(settings)),
-        decisions=[*store_sinks(settings), *extra],
+        alerts=KafkaRecordSink(k, k.alerts_topic, policy),
+        dead_letters=dead_letters,
+        decisions=[*store_sinks(settings, dead_letters), *extra],
         require_key=True,
         labels=labels_source(k) if settings.feedback.feedback else None,
     )

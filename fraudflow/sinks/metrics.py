@@ -113,6 +113,12 @@ SINK_OVERSIZE = Counter(
     ["topic", "outcome"],
     registry=REGISTRY,
 )
+SINK_REJECTED = Counter(
+    "fraudflow_sink_rejected",
+    "Decisions a store refused for their content, dead-lettered, by sink",
+    ["sink"],
+    registry=REGISTRY,
+)
 SINK_WRITE_SECONDS = Histogram(
     "fraudflow_sink_write_seconds",
     "Time to write one batch to a store, retries included, by sink",
@@ -214,6 +220,11 @@ def observe_sink_write(sink: str, items: int, seconds: float) -> None:
     """``sink`` wrote a batch of ``items`` in ``seconds``."""
     SINK_WRITTEN.labels(sink=sink).inc(items)
     SINK_WRITE_SECONDS.labels(sink=sink).observe(seconds)
+
+
+def sink_rejected(sink: str, n: int = 1) -> None:
+    """``sink`` refused ``n`` decisions for their content (dead-lettered, not written)."""
+    SINK_REJECTED.labels(sink=sink).inc(n)
 
 
 def value(name: str, labels: dict[str, str] | None = None) -> float:

@@ -14,6 +14,7 @@ from fraudflow.config.settings import ConfigError
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
 from fraudflow.sinks.metrics import start_metrics_server
+from fraudflow.sinks.retry import SinkError
 from fraudflow.tools.common import (
     add_settings_flags,
     fail,
@@ -82,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
         io = kafka_io(settings)
     except ConfigError as exc:
         return fail(str(exc))
+    except SinkError as exc:  # start-up migration: store refused or unreachable past the limit
+        return fail(str(exc), 1)
     if settings.sinks.metrics_port is not None:
         start_metrics_server(settings.sinks.metrics_port)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
