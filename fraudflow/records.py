@@ -344,5 +344,7 @@ def alert_id(user_id: str, transaction_id: str, model_version: str, rules_versio
     """
     # length-prefixed, so no choice of separators inside the ids can make two inputs collide
     parts = (user_id, transaction_id, model_version, rules_version)
-    data = b"".join(len(b).to_bytes(4, "big") + b for b in (x.encode() for x in parts))
+    # surrogatepass: total on any str (validation keeps surrogates out; this never raises)
+    encoded = (x.encode("utf-8", "surrogatepass") for x in parts)
+    data = b"".join(len(b).to_bytes(4, "big") + b for b in encoded)
     return hashlib.blake2b(data, digest_size=16).hexdigest()

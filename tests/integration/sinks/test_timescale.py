@@ -53,7 +53,22 @@ def job(dsn: Secret, proc: str, relation: str) -> int:
 
 
 def run_job(dsn: Secret, job_id: int) -> None:
+    """Run a policy job in the foreground (see ../shared/timescaledb/README.md).
+
+    The job is unscheduled first: the background scheduler may start the same
+    job at any moment, and a refresh running there holds the lock ``run_job``
+    needs (seen as LockNotAvailable under load).
+    """
     with psycopg.connect(dsn.reveal(), autocommit=True) as c:
+        c.execute("select alter_job(%s, scheduled => false)", (job_id,))
+        for _ in range(50):
+            busy = c.execute(
+                "select count(*) from pg_stat_activity where application_name like %s",
+                (f"%[{job_id}]",),
+            ).fetchone()
+            if not busy or busy[0] == 0:
+                break
+            time.sleep(0.1)
         c.execute("call run_job(%s)", (job_id,))
 
 
