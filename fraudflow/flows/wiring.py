@@ -11,11 +11,12 @@ from typing import Any
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import Sink
-from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.recovery import RecoveryConfig
 
 from fraudflow.config.settings import ConfigError, Settings
 from fraudflow.connectors.kafka import KafkaRecordSink, labels_source, transactions_source
 from fraudflow.flows.io import FlowIO
+from fraudflow.flows.recovery_dir import prepare_recovery_dir
 from fraudflow.records import Decision
 from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.redis_profiles import RedisProfileSink
@@ -57,13 +58,12 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
 
 
 def recovery_config(settings: Settings, partitions: int = 1) -> RecoveryConfig | None:
-    """Recovery on when a directory is set; partitions are created on first start."""
+    """Recovery on when a directory is set; partitions are created atomically on first
+    start, and a store left half-made by an interrupted first start is rebuilt."""
     d: Path | None = settings.recovery.recovery_dir
     if d is None:
         return None
-    d.mkdir(parents=True, exist_ok=True)
-    if not any(d.glob("part-*.sqlite3")):
-        init_db_dir(d, partitions)
+    prepare_recovery_dir(d, partitions)
     return RecoveryConfig(str(d))
 
 

@@ -86,10 +86,17 @@ def main(args: argparse.Namespace) -> int:
         start_metrics_server(settings.sinks.metrics_port)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     addresses = args.addresses.split(";") if args.addresses else None
-    with progress(io.stats, enabled=not args.quiet):
-        run_flow(
-            flow, settings, workers=args.workers, process_id=args.process_id, addresses=addresses
-        )
+    try:
+        with progress(io.stats, enabled=not args.quiet):
+            run_flow(
+                flow,
+                settings,
+                workers=args.workers,
+                process_id=args.process_id,
+                addresses=addresses,
+            )
+    except ConfigError as exc:  # e.g. a recovery directory that holds damaged snapshots
+        return fail(str(exc))
     k = settings.kafka
     ok = print_summary(
         io.stats,
