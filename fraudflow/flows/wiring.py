@@ -8,10 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import redis
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import Sink
 from bytewax.recovery import RecoveryConfig
+from psycopg.conninfo import conninfo_to_dict
 
 from fraudflow.config.settings import ConfigError, Settings
 from fraudflow.connectors.kafka import KafkaRecordSink, labels_source, transactions_source
@@ -28,6 +31,7 @@ def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
     """PostgreSQL and Redis sinks, each on when its setting is given."""
     sinks: list[tuple[str, Sink[Decision]]] = []
     s = settings.sinks
+    check_dsns(settings)
     if s.postgres_dsn is not None:
         applied = migrate(s.postgres_dsn)
         if applied:
@@ -39,6 +43,30 @@ def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
         )
         sinks.append(("redis", sink))
     return sinks
+
+
+def check_dsns(settings: Settings) -> None:
+    """Parse the DSN and the URL before any connection, so that a malformed one fails at
+    start with an error that names the setting and never echoes any part of the value
+    (psycopg's and redis's parse errors quote the text around the fault: the password)."""
+    s = settings.sinks
+    if s.postgres_dsn is not None:
+        try:
+            conninfo_to_dict(s.postgres_dsn.reveal())
+        except psycopg.Error:
+            raise ConfigError(
+                "sinks.postgres_dsn: not a valid PostgreSQL DSN (value not shown); use "
+                "postgresql://USER@HOST:PORT/DB or 'host=... dbname=...', with the password "
+                "percent-encoded in a URL"
+            ) from None
+    if s.redis_url is not None:
+        try:
+            redis.Redis.from_url(s.redis_url.reveal()).close()
+        except (ValueError, TypeError):
+            raise ConfigError(
+                "sinks.redis_url: not a valid Redis URL (value not shown); use "
+                "redis://[:PASSWORD@]HOST:PORT/DB, rediss:// or unix://"
+            ) from None
 
 
 def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = ()) -> FlowIO:

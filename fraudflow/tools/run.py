@@ -20,6 +20,7 @@ from fraudflow.tools.common import (
     print_summary,
     progress,
     settings_from_args,
+    warn_secret_flags,
 )
 
 FLAGS = (
@@ -38,6 +39,7 @@ FLAGS = (
     "postgres_dsn",
     "redis_url",
     "metrics_port",
+    "metrics_host",
 )
 
 
@@ -77,13 +79,14 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    warn_secret_flags(args)
     try:
         settings = settings_from_args(args, FLAGS)
         io = kafka_io(settings)
     except ConfigError as exc:
         return fail(str(exc))
     if settings.sinks.metrics_port is not None:
-        start_metrics_server(settings.sinks.metrics_port)
+        start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     addresses = args.addresses.split(";") if args.addresses else None
     try:
