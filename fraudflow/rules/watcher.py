@@ -61,6 +61,7 @@ class RuleWatcher:
         self.reloads = 0
         self.failed_changes = 0
         self.checks = 0
+        self.loading = False  # a full load is running (tests and metrics can see it)
         self.last_errors: list[Diagnostic] = []
         self._signature = stat_signature(self.directory, ())
         result = load_directory(self.directory, catalogue)
@@ -108,7 +109,11 @@ class RuleWatcher:
         signature = stat_signature(self.directory, self._list_files)
         if signature == self._signature and not _recent(signature):
             return
-        result = load_directory(self.directory, self.catalogue)
+        self.loading = True
+        try:
+            result = load_directory(self.directory, self.catalogue)
+        finally:
+            self.loading = False
         self._signature = stat_signature(self.directory, result.list_files)
         if result.version == self._seen:
             return  # touched, same content (or the same invalid change, reported once)
