@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -76,8 +77,11 @@ class RuleWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background:
-            self._thread = threading.Thread(
-                target=self._loop, name=f"rules-watcher:{self.directory.name}", daemon=True
+            self._thread = threading.Thread(  # holds a weak reference: ends with the watcher
+                target=_loop,
+                args=(weakref.ref(self), self._stop, self.interval),
+                name=f"rules-watcher:{self.directory.name}",
+                daemon=True,
             )
             self._thread.start()
 
@@ -94,15 +98,11 @@ class RuleWatcher:
     def close(self) -> None:
         """Stop the background thread (it is a daemon: a process may also just exit)."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._check()
-            except Exception:  # keep watching: the last good rules stay active
-                log.exception("checking the rules in %s failed", self.directory)
+    def __del__(self) -> None:
+        self._stop.set()
 
     def _check(self) -> None:
         self.checks += 1
@@ -141,3 +141,17 @@ class RuleWatcher:
                 result.version,
                 len(result.ruleset),
             )
+
+
+def _loop(ref: weakref.ReferenceType[RuleWatcher], stop: threading.Event, interval: float) -> None:
+    """The background check, until ``close()`` or until the watcher is garbage collected
+    (a flow that ended drops it)."""
+    while not stop.wait(interval):
+        w = ref()
+        if w is None:
+            return
+        try:
+            w._check()  # the watcher's own thread
+        except Exception:  # keep watching: the last good rules stay active
+            log.exception("checking the rules in %s failed", w.directory)
+        del w
