@@ -102,7 +102,9 @@ class RuleWatcher:
             self._thread.join()
 
     def __del__(self) -> None:
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # absent when the first load failed
+        if stop is not None:
+            stop.set()
 
     def _check(self) -> None:
         self.checks += 1
