@@ -79,6 +79,8 @@ def _may_hold_control(value: bytes) -> bool:
         or b"\x7f" in value
         or (b"\xc2" in value and _RAW_C1.search(value) is not None)
     )
+
+
 _OPTIONAL_STR = ("merchant_id", "merchant_category", "payment_method", "device_id", "channel", "ip")
 
 

@@ -128,8 +128,9 @@ SINK_WRITE_SECONDS = Histogram(
 )
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scrape target
-    """Serve ``/metrics`` of :data:`REGISTRY` on ``port`` from a daemon thread."""
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` of :data:`REGISTRY` on ``addr:port`` from a daemon thread
+    (``sinks.metrics_host``: loopback unless set, e.g. ``0.0.0.0`` in Kubernetes)."""
     start_http_server(port, addr=addr, registry=REGISTRY)
 
 
