@@ -542,9 +542,12 @@ def register(sub: Any) -> None:
             "  fraudflow produce --out txns.jsonl --truth truth.jsonl --count 5000 --malformed 50\n"
             "  fraudflow produce --out cm.jsonl --count 300000 --users 1000 "
             "--compromised-merchants 3\n"
+            "  fraudflow produce --world sparse --out sparse.jsonl --count 1000000 --seed 1\n"
             "Event time starts at --start (default "
             f"{DEFAULT_START.isoformat().replace('+00:00', 'Z')}) and advances about 12 "
-            "transactions per user per day, so 100,000 records over 2,000 users span ~4 days. "
+            "transactions per user per day, so 100,000 records over 2,000 users span ~4 days "
+            "(the sparse world: about 4.4, so 1,000,000 records over 2,000 users span ~113 "
+            "days). "
             "Bad records (--malformed) carry a '_malformed' field naming their kind where "
             "they are still JSON objects; in a file, the empty_key kind is left out."
         ),
