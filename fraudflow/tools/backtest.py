@@ -322,12 +322,15 @@ def grade(
         days.append(day_of(d.txn.ts))
         n = len(y) - 1
         for name, v in d.detector_scores.items():
-            # a detector missing from earlier decisions scored 0 there
-            col = detectors.setdefault(name, [0.0] * n)
-            col.extend([0.0] * (n - len(col)))
+            col = detectors.get(name)
+            if col is None:  # a detector missing from earlier decisions scored 0 there
+                col = detectors[name] = [0.0] * n
+            elif len(col) < n:
+                col.extend([0.0] * (n - len(col)))
             col.append(v)
     for col in detectors.values():
-        col.extend([0.0] * (len(y) - len(col)))
+        if len(col) < len(y):
+            col.extend([0.0] * (len(y) - len(col)))
     m = compute(y, score, tiers=tiers, rules=rules, users=users, days=days, detectors=detectors)
     if not y:  # no labels at all: the card shows alert volume over every decision
         m.card = unlabelled_card(decisions)
