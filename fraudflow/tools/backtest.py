@@ -356,11 +356,12 @@ def card_text(m: Metrics, total: int) -> list[str]:
         return "-" if x is None else f"{x:.4f}"
 
     n = max(m.transactions if m.card_labelled else total, 1)
-    head = "  report card" + " " * 25 + "AP   ROC AUC  recall@review   flagged"
+    w = max([30, *(len(r.name) + 2 for r in m.card)])
+    head = "  report card" + " " * (w - 3) + "AP   ROC AUC  recall@review   flagged"
     if not m.card_labelled:
         lines = ["  report card      no labels: alert volume only"]
         lines += [
-            f"    {r.name:<30}{r.flagged:>10,} ({r.flagged / n:.2%})"
+            f"    {r.name:<{w}}{r.flagged:>10,} ({r.flagged / n:.2%})"
             for r in m.card
             if r.flagged is not None
         ]
@@ -369,7 +370,7 @@ def card_text(m: Metrics, total: int) -> list[str]:
     for r in m.card:
         flagged = "-" if r.flagged is None else f"{r.flagged:,} ({r.flagged / n:.2%})"
         lines.append(
-            f"    {r.name:<30}{f(r.average_precision):>8}{f(r.roc_auc):>10}"
+            f"    {r.name:<{w}}{f(r.average_precision):>8}{f(r.roc_auc):>10}"
             f"{f(r.recall_at_review):>15}   {flagged}"
         )
     return lines
