@@ -134,6 +134,11 @@ class _User:
     shift_rate: float = 0.0
 
 
+def _draw(cum: list[float], r: float) -> int:
+    """The index that ``r`` in [0, 1) picks from cumulative weights ``cum``."""
+    return min(bisect_right(cum, r * cum[-1]), len(cum) - 1)
+
+
 def _cents(x: float) -> float:
     return max(0.01, round(x, 2))
 
@@ -254,12 +259,12 @@ class _World:
         return math.exp(log_sum) * u.spend
 
     def _shop(self, u: _User) -> int:
-        return u.shops[bisect_right(u.shop_cum, self.rng.random() * u.shop_cum[-1])]
+        return u.shops[_draw(u.shop_cum, self.rng.random())]
 
     def _far_merchant(self, u: _User) -> int:
         own = set(u.shops)
         for _ in range(50):
-            j = bisect_right(self.pop_cum, self.rng.random() * self.pop_cum[-1])
+            j = _draw(self.pop_cum, self.rng.random())
             if j not in own:
                 return j
         return next(j for j in range(len(self.merchants)) if j not in own)
@@ -328,7 +333,7 @@ class _World:
             amount = self._median(u) * factor * math.exp(rng.gauss(0, 0.2))
             return self._record(t, u, self.merchants[self._far_merchant(u)], amount, "card_shift")
         if kind == _NEW_CM:
-            m = self.merchants[bisect_right(self.pop_cum, rng.random() * self.pop_cum[-1])]
+            m = self.merchants[_draw(self.pop_cum, rng.random())]
             if m.compromised_until < t:
                 m.compromised_until = t + rng.uniform(*COMPROMISE_DAYS) * DAY
             return None
@@ -345,7 +350,7 @@ class _World:
         amount = max(
             LARGE_MIN * rng.uniform(1.0, 3.0), self._median(u) * rng.uniform(*LARGE_FACTOR)
         )
-        m = self.merchants[bisect_right(self.pop_cum, rng.random() * self.pop_cum[-1])]
+        m = self.merchants[_draw(self.pop_cum, rng.random())]
         return self._record(t, u, m, amount, "large_amount")
 
     def _victim_at(self, m: _Merchant, exclude: int) -> int | None:
