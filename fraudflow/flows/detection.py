@@ -29,15 +29,15 @@ from bytewax.operators import StatefulBatchLogic
 from fraudflow.config.settings import ModelSettings, Settings, load_settings
 from fraudflow.flows import routing
 from fraudflow.flows.io import Clock, FlowIO
-from fraudflow.flows.stats import RunStats
 from fraudflow.flows.wiring import kafka_io
-from fraudflow.operators.budget import AlertBudget
-from fraudflow.operators.catalogue import feature_catalogue
-from fraudflow.operators.ensemble import EnsembleParams, decide, model_version
-from fraudflow.operators.features import FeatureParams, user_step
-from fraudflow.operators.feedback import FeedbackParams, apply_label, enrich
-from fraudflow.operators.hst import HstShard
-from fraudflow.operators.parse import looks_like_label, parse_label, parse_message
+from fraudflow.observability.stats import RunStats
+from fraudflow.operators.decide.budget import AlertBudget
+from fraudflow.operators.decide.ensemble import EnsembleParams, decide, model_version
+from fraudflow.operators.detectors.feedback import FeedbackParams, apply_label, enrich
+from fraudflow.operators.detectors.hst import HstShard
+from fraudflow.operators.features.catalogue import feature_catalogue
+from fraudflow.operators.features.user import FeatureParams, user_step
+from fraudflow.operators.ingest.parse import looks_like_label, parse_label, parse_message
 from fraudflow.records import DeadLetter, Decision, FeatureRow, Label, Transaction
 from fraudflow.rules import RuleWatcher
 from fraudflow.state.feedback import FeedbackState
@@ -205,7 +205,7 @@ class FeedbackLogic(StatefulBatchLogic[FeatureRow | Label, FeatureRow | DeadLett
 
 
 class BudgetLogic(StatefulBatchLogic[Decision, Decision, bytes | None]):
-    """One shard's alert budget (see :mod:`fraudflow.operators.budget`)."""
+    """One shard's alert budget (see :mod:`fraudflow.operators.decide.budget`)."""
 
     def __init__(self, budget: AlertBudget, keep: bool) -> None:
         self.budget = budget

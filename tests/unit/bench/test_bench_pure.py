@@ -11,9 +11,7 @@ import orjson
 import pytest
 
 from fraudflow.cli import build_parser
-from fraudflow.config.settings import load_settings
-from fraudflow.operators.features import FeatureParams, user_step
-from fraudflow.tools.bench import (
+from fraudflow.cli.bench import (
     QUICK,
     Row,
     _seconds,
@@ -28,6 +26,8 @@ from fraudflow.tools.bench import (
     state_breakdown,
     synthetic_user,
 )
+from fraudflow.config.settings import load_settings
+from fraudflow.operators.features.user import FeatureParams, user_step
 
 
 @pytest.mark.parametrize(

@@ -60,11 +60,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 
 from fraudflow.config.settings import load_settings
 from fraudflow.connectors.broker import EmbeddedBroker, free_port
+from fraudflow.connectors.topics import ensure_topic
 from fraudflow.flows.detection import ShardState
 from fraudflow.generator import MEAN_DAILY_TXNS, generate
-from fraudflow.operators.features import FeatureParams, user_step
+from fraudflow.generator.stream import produce_to_kafka
+from fraudflow.operators.features.user import FeatureParams, user_step
 from fraudflow.records import Transaction
-from fraudflow.tools.produce import ensure_topic, produce_to_kafka
 
 # --- pure helpers (unit-tested) ---------------------------------------------------------
 
@@ -798,7 +799,7 @@ class Bench:
         for users, txns, span in points:
             self.say(f"state: {users:,} users x {txns} transactions in a child process ...")
             child = subprocess.run(  # noqa: S603
-                [sys.executable, "-m", "fraudflow.tools.bench", "state-child",
+                [sys.executable, "-m", "fraudflow.cli.bench", "state-child",
                  str(users), str(txns), str(span), str(c.seed)],
                 capture_output=True, check=False, timeout=3600,
             )  # fmt: skip
@@ -1207,7 +1208,7 @@ def _child(argv: Sequence[str]) -> int:
         users, txns, span, seed = int(argv[1]), int(argv[2]), float(argv[3]), int(argv[4])
         print(orjson.dumps(measure_state(users, txns, span, seed)).decode(), flush=True)
         return 0
-    print("usage: python -m fraudflow.tools.bench state-child USERS TXNS SPAN_S SEED",
+    print("usage: python -m fraudflow.cli.bench state-child USERS TXNS SPAN_S SEED",
           file=sys.stderr)  # fmt: skip
     return 2
 
