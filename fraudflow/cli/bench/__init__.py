@@ -61,11 +61,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from fraudflow.config.settings import load_settings
 from fraudflow.connectors.broker import EmbeddedBroker, free_port
 from fraudflow.connectors.topics import ensure_topic
-from fraudflow.flows.detection import ShardState
 from fraudflow.generator import MEAN_DAILY_TXNS, generate
 from fraudflow.generator.stream import produce_to_kafka
 from fraudflow.operators.features.user import FeatureParams, user_step
 from fraudflow.records import Transaction
+from fraudflow.state.shard import ShardState
 
 # --- pure helpers (unit-tested) ---------------------------------------------------------
 
