@@ -1,6 +1,6 @@
 """Cost of label feedback: the feedback step alone, and the whole flow with it off and on.
 
-1. ``step``: :func:`fraudflow.operators.feedback.enrich` on feature rows from
+1. ``step``: :func:`fraudflow.operators.detectors.feedback.enrich` on feature rows from
    a replay, with every label applied after a delay, in one process, timed
    per row; plus the pickled size of the feedback state per kept transaction
    and the time to pickle it (what each snapshot pays).
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import orjson
 
+from fraudflow.backtest.replay import interleave_labels, read_labels, replay
 from fraudflow.config.settings import Settings
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.generator import generate
-from fraudflow.operators.catalogue import feature_catalogue
-from fraudflow.operators.feedback import FeedbackParams, apply_label, enrich
+from fraudflow.operators.detectors.feedback import FeedbackParams, apply_label, enrich
+from fraudflow.operators.features.catalogue import feature_catalogue
 from fraudflow.records import FeatureRow, Label
-from fraudflow.tools.backtest import interleave_labels, read_labels, replay
 
 
 def main() -> None:

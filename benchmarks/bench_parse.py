@@ -33,7 +33,7 @@ import orjson
 
 from fraudflow.config.settings import ValidationSettings
 from fraudflow.generator import generate
-from fraudflow.operators import parse
+from fraudflow.operators.ingest import parse
 from fraudflow.records import DeadLetter
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.config.settings import DEFAULT_RULES_DIR
-from fraudflow.operators.catalogue import feature_catalogue
+from fraudflow.operators.features.catalogue import feature_catalogue
 from fraudflow.rules import RuleSet, load_rules
 from fraudflow.rules.expr import NUMBER, parse_expr
 from fraudflow.rules.ruleset import Rule

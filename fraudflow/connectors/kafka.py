@@ -21,8 +21,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from fraudflow.config.settings import ConfigError, KafkaSettings
+from fraudflow.observability import metrics
 from fraudflow.records import PLAIN, OutputPolicy
-from fraudflow.sinks import metrics
 
 log = logging.getLogger(__name__)
 

@@ -17,206 +17,30 @@ settings come from ``FRAUDFLOW_*`` variables (and ``FRAUDFLOW_CONFIG``).
 
 from __future__ import annotations
 
-import pickle
-import time
-from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.operators import StatefulBatchLogic
 
-from fraudflow.config.settings import ModelSettings, Settings, load_settings
-from fraudflow.flows import routing
-from fraudflow.flows.io import Clock, FlowIO
-from fraudflow.flows.stats import RunStats
+from fraudflow.config.settings import Settings, load_settings
+from fraudflow.flows.io import FlowIO
 from fraudflow.flows.wiring import kafka_io
-from fraudflow.operators.budget import AlertBudget
-from fraudflow.operators.catalogue import feature_catalogue
-from fraudflow.operators.ensemble import EnsembleParams, decide, model_version
-from fraudflow.operators.features import FeatureParams, user_step
-from fraudflow.operators.feedback import FeedbackParams, apply_label, enrich
-from fraudflow.operators.hst import HstShard
-from fraudflow.operators.parse import looks_like_label, parse_label, parse_message
+from fraudflow.operators.decide.budget import AlertBudget
+from fraudflow.operators.decide.ensemble import EnsembleParams, decide, model_version
+from fraudflow.operators.decide.step import BudgetLogic
+from fraudflow.operators.detectors.feedback import FeedbackParams
+from fraudflow.operators.detectors.step import (
+    FeedbackLogic,
+    Scored,
+    ShardLogic,
+    shard_key,
+)
+from fraudflow.operators.features.catalogue import feature_catalogue
+from fraudflow.operators.features.user import FeatureParams
+from fraudflow.operators.ingest.parse import looks_like_label, parse_label, parse_message
 from fraudflow.records import DeadLetter, Decision, FeatureRow, Label, Transaction
 from fraudflow.rules import RuleWatcher
-from fraudflow.state.feedback import FeedbackState
-from fraudflow.state.user import UserState
-
-Scored = FeatureRow | DeadLetter | Label
-
-
-class ShardState:
-    """Everything one shard (one input partition) remembers: its users and its model."""
-
-    __slots__ = ("clock", "model", "seen", "users")
-
-    def __init__(self) -> None:
-        self.users: dict[str, UserState] = {}
-        self.seen: dict[str, float] = {}  # wall-clock last activity per user, for expiry
-        self.model: HstShard | None = None
-        # replays: the shard's clock in event time
-        self.clock = float("-inf")
-
-    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        self.clock = float("-inf")  # a snapshot from before the event clock has none
-        for name, value in state[1].items():
-            setattr(self, name, value)
-
-    def event_clock(self, txn: Transaction, ahead: float) -> float:
-        """The shard's clock in event time (replays) for ``txn``, then moved by it.
-
-        It starts at the first record's event time and follows the newest
-        event time, but one record moves it at most ``ahead`` forward, so a
-        record dated far ahead cannot drag it along (a gap in traffic is
-        caught up ``ahead`` per record).
-        """
-        ref = txn.ts if self.clock == float("-inf") else self.clock
-        self.clock = max(ref, min(txn.ts, ref + ahead))
-        return ref
-
-
-class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
-    """Per-user features and the shard's Half-Space Trees, in source order.
-
-    Labels pass through untouched, in their place in the partition's order,
-    so a replay that interleaves them with transactions stays deterministic.
-
-    A shard is one input partition (Kafka keys records by user, so a user
-    lives in one partition). Rows reach it from one reader in offset order,
-    so its features and model scores do not depend on how many workers or
-    processes run. Users idle for ``idle_ttl`` of wall-clock time are dropped
-    by a sweep; Bytewax compares ``notify_at`` with the system clock.
-    """
-
-    def __init__(
-        self,
-        fp: FeatureParams,
-        mp: ModelSettings,
-        state: ShardState | None,
-        keep: bool,
-        stats: RunStats,
-        *,
-        clock: Clock | None = None,
-    ) -> None:
-        self.clock = clock  # None: the shard's own event time bounds event times (replays)
-        self.stats = stats
-        self.key: str | None = None
-        self.fp = fp
-        self.mp = mp
-        self.state = state or ShardState()
-        self.keep = keep
-        self.sweep_every = min(fp.idle, SWEEP_SECONDS)
-        self.next_sweep = time.time() + self.sweep_every
-
-    def on_batch(self, values: list[Transaction | Label]) -> tuple[list[Scored], bool]:
-        st, fp = self.state, self.fp
-        users, seen = st.users, st.seen
-        now = time.time()
-        clock = None if self.clock is None else self.clock()
-        out: list[Scored] = []
-        rows: list[FeatureRow] = []
-        for txn in values:
-            if isinstance(txn, Label):
-                out.append(txn)
-                continue
-            uid = txn.user_id
-            ref = st.event_clock(txn, fp.ahead) if clock is None else clock
-            users[uid], res = user_step(users.get(uid), txn, fp, ref)
-            txn.raw = None  # only a dead letter needs the bytes past this step
-            seen[uid] = now
-            out.append(res)
-            if type(res) is FeatureRow:
-                rows.append(res)
-        self.key = shard_key(values[0])
-        self.stats.shard_users(self.key, len(users))
-        if rows:
-            if st.model is None:
-                st.model = HstShard(_shard_number(values[0]), self.mp)
-            st.model.score_and_learn(rows)
-        return out, StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime:
-        return datetime.fromtimestamp(self.next_sweep, UTC)
-
-    def on_notify(self) -> tuple[list[Scored], bool]:
-        now = time.time()
-        cutoff = now - self.fp.idle
-        users, seen = self.state.users, self.state.seen
-        for uid in [u for u, t in seen.items() if t < cutoff]:
-            del users[uid], seen[uid]
-        self.next_sweep = now + self.sweep_every
-        if self.key is not None:
-            self.stats.shard_users(self.key, len(users))
-        return [], StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes | None:
-        # pickled here, so the snapshot is immutable; skipped without recovery
-        return pickle.dumps(self.state, pickle.HIGHEST_PROTOCOL) if self.keep else None
-
-
-SWEEP_SECONDS = 60.0
-
-
-class FeedbackLogic(StatefulBatchLogic[FeatureRow | Label, FeatureRow | DeadLetter, bytes | None]):
-    """The one feedback state of the flow: rows are enriched, labels learned, in arrival order.
-
-    One key, so one worker holds it: every shard's labels reach the entity
-    counts and the model that score every shard (docs/feedback.md).
-    """
-
-    def __init__(
-        self,
-        p: FeedbackParams,
-        state: FeedbackState | None,
-        keep: bool,
-        stats: RunStats,
-        clock: Clock,
-    ) -> None:
-        self.p = p
-        self.state = state or p.new_state()
-        self.keep = keep
-        self.stats = stats
-        self.clock = clock
-
-    def on_batch(
-        self, values: list[FeatureRow | Label]
-    ) -> tuple[list[FeatureRow | DeadLetter], bool]:
-        st, p = self.state, self.p
-        out: list[FeatureRow | DeadLetter] = []
-        labels = frauds = 0
-        now = self.clock()
-        for item in values:
-            if isinstance(item, FeatureRow):
-                enrich(st, item, p)
-                out.append(item)
-                continue
-            dead = apply_label(st, item, p, now)
-            if dead is None:
-                labels += 1
-                frauds += item.label
-            else:
-                out.append(dead)
-        self.stats.feedback(labels, frauds, len(st.pending))
-        return out, StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes | None:
-        return pickle.dumps(self.state, pickle.HIGHEST_PROTOCOL) if self.keep else None
-
-
-class BudgetLogic(StatefulBatchLogic[Decision, Decision, bytes | None]):
-    """One shard's alert budget (see :mod:`fraudflow.operators.budget`)."""
-
-    def __init__(self, budget: AlertBudget, keep: bool) -> None:
-        self.budget = budget
-        self.keep = keep
-
-    def on_batch(self, values: list[Decision]) -> tuple[list[Decision], bool]:
-        apply = self.budget.apply
-        return [apply(d) for d in values], StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes | None:
-        return pickle.dumps(self.budget, pickle.HIGHEST_PROTOCOL) if self.keep else None
+from fraudflow.state import snapshot
 
 
 def _is_valid(x: Transaction | Label | DeadLetter) -> TypeGuard[Transaction | Label]:
@@ -231,19 +55,8 @@ def _is_row(x: FeatureRow | DeadLetter) -> TypeGuard[FeatureRow]:
     return type(x) is FeatureRow
 
 
-def shard_key(item: Transaction | Label) -> str:
-    """The shard of a record: its input partition (keyed to spread over workers)."""
-    return routing.shard_key(item.topic, item.partition)
 
 
-def _shard_number(txn: Transaction | Label) -> int:
-    """Seeds the shard's model: the partition number, so a file replayed in a
-    backtest gets the same model as partition 0 of a live topic."""
-    return max(txn.partition, 0)
-
-
-def _restore(blob: bytes | None) -> Any:
-    return None if blob is None else pickle.loads(blob)  # noqa: S301 - our own snapshots
 
 
 def build_flow(
@@ -289,7 +102,7 @@ def build_flow(
         return ShardLogic(
             fparams,
             settings.model,
-            _restore(resume),
+            snapshot.restore(resume),
             keep_state,
             stats,
             clock=None if io.event_clock else clock,
@@ -331,7 +144,7 @@ def build_flow(
         fb = FeedbackParams.from_settings(settings.feedback, catalogue)
 
         def feedback_builder(resume: bytes | None) -> FeedbackLogic:
-            return FeedbackLogic(fb, _restore(resume), keep_state, stats, clock)
+            return FeedbackLogic(fb, snapshot.restore(resume), keep_state, stats, clock)
 
         learned = op.branch(
             "split_label_errors",
@@ -352,7 +165,7 @@ def build_flow(
     if ens.alert_budget > 0:
 
         def budget_builder(resume: bytes | None) -> BudgetLogic:
-            kept = _restore(resume)
+            kept = snapshot.restore(resume)
             return BudgetLogic(
                 kept or AlertBudget(ens.alert_budget, ens.alert_budget_window), keep_state
             )

@@ -10,7 +10,7 @@ from typing import Any
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from fraudflow.flows.stats import RunStats
+from fraudflow.observability.stats import RunStats
 from fraudflow.records import DeadLetter, Decision
 
 Clock = Callable[[], float]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fraudflow.operators.catalogue import FeatureSpec
+from fraudflow.operators.features.catalogue import FeatureSpec
 from fraudflow.rules.errors import Diagnostic, RuleError
 from fraudflow.rules.loader import MAX_RULE_FILE_BYTES, _suggest, read_entry
 from fraudflow.rules.ruleset import RuleSet

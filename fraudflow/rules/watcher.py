@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
-from fraudflow.operators.catalogue import FeatureSpec
+from fraudflow.operators.features.catalogue import FeatureSpec
 from fraudflow.rules.errors import Diagnostic, RuleError
 from fraudflow.rules.loader import load_directory, stat_signature
 from fraudflow.rules.ruleset import RuleSet

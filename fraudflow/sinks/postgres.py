@@ -40,8 +40,8 @@ from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
 from fraudflow.config.settings import Secret
+from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, Decision
-from fraudflow.sinks import metrics
 from fraudflow.sinks.rejects import Rejects
 from fraudflow.sinks.retry import Retrier, scrub, secret_parts
 from fraudflow.sinks.schema import (

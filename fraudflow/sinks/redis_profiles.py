@@ -27,8 +27,8 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from fraudflow.config.settings import Secret
+from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, Decision, iso
-from fraudflow.sinks import metrics
 from fraudflow.sinks.rejects import Rejects
 from fraudflow.sinks.retry import Retrier, SinkError, scrub, secret_parts
 

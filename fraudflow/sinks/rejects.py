@@ -15,8 +15,8 @@ import time
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, Decision
-from fraudflow.sinks import metrics
 
 log = logging.getLogger(__name__)
 REJECTED_CODE = "sink_rejected"

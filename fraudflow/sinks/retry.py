@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from fraudflow.sinks import metrics
+from fraudflow.observability import metrics
 
 T = TypeVar("T")
 

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fraudflow.backtest.evaluation import read_jsonl
 from fraudflow.cli import main
 from fraudflow.config.settings import DEFAULT_RULES_DIR
-from fraudflow.tools.evaluate import read_jsonl
-from fraudflow.tools.produce import produce_to_file
+from fraudflow.generator.stream import produce_to_file
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from fraudflow.connectors.broker import EmbeddedBroker
-from fraudflow.tools.produce import produce_to_kafka
+from fraudflow.generator.stream import produce_to_kafka
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraudflow.backtest.metrics import recall_at_share
 from fraudflow.cli import main
-from fraudflow.tools.produce import produce_to_file
+from fraudflow.generator.stream import produce_to_file
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from fraudflow.connectors.broker import EmbeddedBroker
-from fraudflow.tools.evaluate import read_topic
-from fraudflow.tools.produce import produce_to_kafka
+from fraudflow.connectors.topics import read_topic
+from fraudflow.generator.stream import produce_to_kafka
 
 ENTRYPOINT = Path(__file__).resolve().parents[3] / "deploy" / "entrypoint.sh"
 

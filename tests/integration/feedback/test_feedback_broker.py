@@ -31,7 +31,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from fraudflow.connectors.broker import EmbeddedBroker
-from fraudflow.tools.evaluate import read_topic
+from fraudflow.connectors.topics import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from confluent_kafka import Producer
 from fraudflow.config.settings import KafkaSettings
 from fraudflow.connectors.broker import EmbeddedBroker
 from fraudflow.connectors.kafka import KafkaRecordSink
+from fraudflow.connectors.topics import read_topic
+from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, OutputPolicy, dead_letter_max_bytes
-from fraudflow.sinks import metrics
-from fraudflow.tools.evaluate import read_topic
 
 pytestmark = pytest.mark.integration
 

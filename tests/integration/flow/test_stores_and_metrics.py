@@ -16,8 +16,8 @@ import pytest
 import redis
 
 from fraudflow.connectors.broker import EmbeddedBroker, free_port
-from fraudflow.tools.evaluate import read_topic
-from fraudflow.tools.produce import produce_to_kafka
+from fraudflow.connectors.topics import read_topic
+from fraudflow.generator.stream import produce_to_kafka
 
 pytestmark = pytest.mark.integration
 

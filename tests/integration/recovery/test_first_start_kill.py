@@ -20,7 +20,7 @@ from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from fraudflow.connectors.broker import EmbeddedBroker
-from fraudflow.tools.produce import produce_to_kafka
+from fraudflow.generator.stream import produce_to_kafka
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from fraudflow.connectors.broker import EmbeddedBroker, free_port
-from fraudflow.tools.evaluate import read_topic
-from fraudflow.tools.produce import produce_to_kafka
+from fraudflow.connectors.topics import read_topic
+from fraudflow.generator.stream import produce_to_kafka
 from tests.support.system import fresh_database, wait_until
 
 pytestmark = pytest.mark.integration

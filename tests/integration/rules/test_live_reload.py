@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudflow.config.settings import Settings
 from fraudflow.connectors.broker import EmbeddedBroker
-from fraudflow.operators.catalogue import feature_catalogue
+from fraudflow.operators.features.catalogue import feature_catalogue
 from fraudflow.rules import RuleError, load_rules
 
 pytestmark = pytest.mark.integration

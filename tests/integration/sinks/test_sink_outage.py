@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from fraudflow.config.settings import Secret
-from fraudflow.sinks import metrics
+from fraudflow.observability import metrics
 from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.redis_profiles import RedisProfileSink
 from fraudflow.sinks.retry import SinkUnavailable

@@ -19,8 +19,8 @@ import redis
 from bytewax.testing import TestingSink
 
 from fraudflow.config.settings import Secret
+from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, Decision
-from fraudflow.sinks import metrics
 from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.redis_profiles import RedisProfileSink
 from fraudflow.sinks.rejects import REJECTED_CODE

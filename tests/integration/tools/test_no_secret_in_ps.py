@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fraudflow.connectors.broker import EmbeddedBroker
-from fraudflow.tools.produce import produce_to_kafka
+from fraudflow.generator.stream import produce_to_kafka
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+from fraudflow.cli import evaluate as evaluate_cmd
 from fraudflow.connectors.broker import EmbeddedBroker
+from fraudflow.connectors.topics import ensure_topic, read_topic
 from fraudflow.generator import MALFORMED_KINDS, generate
-from fraudflow.sparse_world import generate as sparse_generate
-from fraudflow.tools import evaluate as ev
-from fraudflow.tools.evaluate import read_topic
-from fraudflow.tools.produce import ensure_topic, produce_to_kafka
+from fraudflow.generator.sparse import generate as sparse_generate
+from fraudflow.generator.stream import produce_to_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def read_raw(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, bytes]
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="fraudflow")
-    ev.register(parser.add_subparsers(dest="command", required=True))
+    evaluate_cmd.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["evaluate", *argv])
     code: int = args.func(args)
     return code

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fraudflow.backtest.replay import LabelInfo, interleave_labels, replay
 from fraudflow.config.settings import Settings, ValidationSettings
 from fraudflow.connectors.files import JsonLinesSource
-from fraudflow.operators.parse import looks_like_label, parse_label
+from fraudflow.operators.ingest.parse import looks_like_label, parse_label
 from fraudflow.records import Label
-from fraudflow.tools.backtest import LabelInfo, interleave_labels, replay
 
 # a past date, so the replay's wall clock accepts the records for years to come
 T0 = datetime(2026, 6, 1, tzinfo=UTC).timestamp()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
 
+from fraudflow.backtest.evaluation import read_jsonl
 from fraudflow.backtest.metrics import (
     average_precision,
     card_precision_at_k,
@@ -15,8 +16,7 @@ from fraudflow.backtest.metrics import (
     roc_auc,
     rule_stats,
 )
-from fraudflow.tools.evaluate import read_jsonl
-from fraudflow.tools.produce import produce_to_file
+from fraudflow.generator.stream import produce_to_file
 
 
 @pytest.fixture(scope="module")

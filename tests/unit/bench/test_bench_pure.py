@@ -11,23 +11,21 @@ import orjson
 import pytest
 
 from fraudflow.cli import build_parser
+from fraudflow.cli.bench import config_from_args
+from fraudflow.cli.bench.flow import QUICK, _seconds
+from fraudflow.cli.bench.state import state_breakdown, synthetic_user
 from fraudflow.config.settings import load_settings
-from fraudflow.operators.features import FeatureParams, user_step
-from fraudflow.tools.bench import (
-    QUICK,
+from fraudflow.observability.measure import (
     Row,
-    _seconds,
     aggregate_profile,
-    config_from_args,
     format_table,
     frame_name,
     latency_by_second,
     latency_summary,
     percentile,
     rate,
-    state_breakdown,
-    synthetic_user,
 )
+from fraudflow.operators.features.user import FeatureParams, user_step
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fraudflow.cli.common import warn_secret_flags
 from fraudflow.config.settings import ConfigError, load_settings, masked_lines
 from fraudflow.flows.wiring import check_dsns
-from fraudflow.sinks.metrics import start_metrics_server
-from fraudflow.tools.common import warn_secret_flags
+from fraudflow.observability.metrics import start_metrics_server
 
 SECRETS = ("Sasl-Pw-1x", "Ssl-Key-Pw-2y", "Pg-Pw-3z", "Redis-Pw-4w", "Oauth-Secret-5v")
 

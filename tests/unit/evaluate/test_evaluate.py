@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudflow.tools import evaluate as ev
-from fraudflow.tools.evaluate import checks, evaluate, read_jsonl
+from fraudflow.backtest.evaluation import checks, evaluate, read_jsonl
+from fraudflow.cli import evaluate as evaluate_cmd
 
 
 def t(tid: str, label: int, scenario: str | None = None) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def test_read_jsonl_skips_what_is_not_an_object(tmp_path: Path) -> None:
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="fraudflow")
-    ev.register(parser.add_subparsers(dest="command", required=True))
+    evaluate_cmd.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["evaluate", *argv])
     code: int = args.func(args)
     return code

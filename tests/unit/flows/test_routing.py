@@ -10,7 +10,7 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, cluster_main
 
-from fraudflow.flows.routing import SPREAD, rust_str_hash, shard_key
+from fraudflow.operators.ingest.routing import SPREAD, rust_str_hash, shard_key
 
 
 def owners(keys: list[str], workers: int) -> dict[str, int]:

@@ -15,8 +15,8 @@ import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 
 from fraudflow.config.settings import Settings
-from fraudflow.flows.detection import ShardState
 from fraudflow.records import Decision, Transaction
+from fraudflow.state.shard import ShardState
 from tests.unit.flows.test_flow import run
 
 T0 = 1_767_225_600.0

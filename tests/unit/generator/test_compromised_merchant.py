@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from fraudflow.cli import produce as produce_cmd
 from fraudflow.config.settings import ValidationSettings
 from fraudflow.generator import (
     COMPROMISED_MERCHANT,
@@ -25,9 +26,8 @@ from fraudflow.generator import (
     compromised_windows,
     generate,
 )
-from fraudflow.operators.parse import validate_object
-from fraudflow.tools import produce
-from fraudflow.tools.produce import produce_to_file
+from fraudflow.generator.stream import produce_to_file
+from fraudflow.operators.ingest.parse import validate_object
 
 # sha256 of the first 5,000 records of generate(seed=7) as JSON lines, recorded
 # before the scenario existed: recorded figures elsewhere depend on this output
@@ -248,7 +248,7 @@ def test_produce_to_file_passes_the_scenario_on() -> None:
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="fraudflow")
-    produce.register(parser.add_subparsers(dest="command", required=True))
+    produce_cmd.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     code: int = args.func(args)
     return code

@@ -26,7 +26,7 @@ from fraudflow.generator import (
     generate,
     haversine_km,
 )
-from fraudflow.operators.parse import validate_object
+from fraudflow.operators.ingest.parse import validate_object
 
 ANOMALY_RATE = 0.02
 COUNT = 20_000

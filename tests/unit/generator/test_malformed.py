@@ -12,7 +12,7 @@ import pytest
 
 from fraudflow.config.settings import ValidationSettings
 from fraudflow.generator import MALFORMED_KINDS, MAX_MESSAGE_BYTES, generate, malformed
-from fraudflow.operators.parse import parse_message
+from fraudflow.operators.ingest.parse import parse_message
 from fraudflow.records import DeadLetter, Transaction
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC).timestamp()

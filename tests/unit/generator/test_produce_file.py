@@ -12,17 +12,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fraudflow.cli import evaluate as evaluate_cmd
+from fraudflow.cli import produce as produce_cmd
 from fraudflow.generator import MALFORMED_KINDS, generate
-from fraudflow.tools import evaluate as ev
-from fraudflow.tools import produce
-from fraudflow.tools.produce import FILE_KINDS, VALID, bad_positions, messages, produce_to_file
+from fraudflow.generator.stream import FILE_KINDS, VALID, bad_positions, messages, produce_to_file
 
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="fraudflow")
     sub = parser.add_subparsers(dest="command", required=True)
-    produce.register(sub)
-    ev.register(sub)
+    produce_cmd.register(sub)
+    evaluate_cmd.register(sub)
     args = parser.parse_args(list(argv))
     code: int = args.func(args)
     return code

@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
-from fraudflow import sparse_world
+from fraudflow.cli import produce as produce_cmd
 from fraudflow.generator import generate as retail_generate
-from fraudflow.sparse_world import FIELDS, SCENARIOS, generate
-from fraudflow.tools import produce
-from fraudflow.tools.produce import produce_to_file
+from fraudflow.generator import sparse as sparse_world
+from fraudflow.generator import stream as produce
+from fraudflow.generator.sparse import FIELDS, SCENARIOS, generate
+from fraudflow.generator.stream import produce_to_file
 
 N, USERS, SEED = 60_000, 500, 3
 
@@ -48,7 +49,7 @@ def _history(
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="fraudflow")
-    produce.register(parser.add_subparsers(dest="command", required=True))
+    produce_cmd.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["produce", *argv])
     code: int = args.func(args)
     return code

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fraudflow.operators.budget import MIN_SCORES, AlertBudget
+from fraudflow.operators.decide.budget import MIN_SCORES, AlertBudget
 from fraudflow.records import Decision, Transaction
 
 T0 = 1_767_225_600.0

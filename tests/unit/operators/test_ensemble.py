@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fraudflow.config.settings import Settings
-from fraudflow.operators.ensemble import EnsembleParams, decide, model_version
+from fraudflow.operators.decide.ensemble import EnsembleParams, decide, model_version
 from fraudflow.records import FeatureRow, Transaction
 from fraudflow.rules import RuleHit
 

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from fraudflow.config.settings import FeatureSettings, FeedbackSettings, Settings
-from fraudflow.operators.catalogue import feature_catalogue
-from fraudflow.operators.ensemble import EnsembleParams, decide
-from fraudflow.operators.features import FeatureParams, user_step, window_sum
-from fraudflow.operators.feedback import FeedbackParams, apply_label, enrich
-from fraudflow.operators.hst import HstShard, hst_inputs
+from fraudflow.operators.decide.ensemble import EnsembleParams, decide
+from fraudflow.operators.detectors.feedback import FeedbackParams, apply_label, enrich
+from fraudflow.operators.detectors.hst import HstShard, hst_inputs
+from fraudflow.operators.features.catalogue import feature_catalogue
+from fraudflow.operators.features.user import FeatureParams, user_step, window_sum
 from fraudflow.records import FeatureRow, Label, Transaction
 from fraudflow.state.user import UserState
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from fraudflow.config.settings import FeatureSettings, ValidationSettings
-from fraudflow.operators.catalogue import feature_catalogue
-from fraudflow.operators.features import FeatureParams, user_step
+from fraudflow.operators.features.catalogue import feature_catalogue
+from fraudflow.operators.features.user import FeatureParams, user_step
 from fraudflow.records import DeadLetter, FeatureRow, Transaction
 from fraudflow.state.user import MAX_IDS, UserState
 

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as hs
 
 from fraudflow.config.settings import FeatureSettings, FeedbackSettings
-from fraudflow.operators import feedback as fb
-from fraudflow.operators.catalogue import feature_catalogue, feedback_features
-from fraudflow.operators.feedback import FeedbackParams, apply_label, enrich, model_inputs
+from fraudflow.operators.detectors import feedback as fb
+from fraudflow.operators.detectors.feedback import FeedbackParams, apply_label, enrich, model_inputs
+from fraudflow.operators.features.catalogue import feature_catalogue, feedback_features
 from fraudflow.records import DeadLetter, FeatureRow, Label, Transaction
 from fraudflow.state.feedback import DAY, EntityCounts, FeedbackState
 

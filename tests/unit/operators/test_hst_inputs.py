@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fraudflow.operators.hst import HST_INPUTS, calibrated, hst_inputs
+from fraudflow.operators.detectors.hst import HST_INPUTS, calibrated, hst_inputs
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 nonneg = st.floats(min_value=0, max_value=1e12)

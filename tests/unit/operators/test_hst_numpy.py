@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from river.anomaly import HalfSpaceTrees
 
-from fraudflow.operators.hst_numpy import BatchHalfSpaceTrees
+from fraudflow.operators.detectors.hst_numpy import BatchHalfSpaceTrees
 
 FEATURES = ["b", "a", "c", "d"]
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudflow.config.settings import ValidationSettings
-from fraudflow.operators.parse import ERROR_CODES, parse_message, parse_timestamp
+from fraudflow.operators.ingest.parse import ERROR_CODES, parse_message, parse_timestamp
 from fraudflow.records import DeadLetter, Transaction
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z

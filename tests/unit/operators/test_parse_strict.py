@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudflow.config.settings import ValidationSettings
-from fraudflow.operators.parse import (
+from fraudflow.operators.ingest.parse import (
     Invalid,
     _check_duplicate_keys,
     _may_have_duplicate_keys,

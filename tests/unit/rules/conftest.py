@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fraudflow.operators.catalogue import FeatureSpec, feature_catalogue
+from fraudflow.operators.features.catalogue import FeatureSpec, feature_catalogue
 from fraudflow.rules.testing import base_record
 
 WINDOWS = (timedelta(minutes=1), timedelta(hours=1), timedelta(hours=24))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fraudflow.operators.catalogue import FeatureSpec
+from fraudflow.operators.features.catalogue import FeatureSpec
 from fraudflow.rules import RuleWatcher
 from fraudflow.rules.loader import LoadResult, load_directory
 from tests.unit.rules.conftest import WriteRules

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudflow.operators.catalogue import FeatureSpec
+from fraudflow.operators.features.catalogue import FeatureSpec
 from fraudflow.rules import RuleError, load_rules
 from fraudflow.rules import loader as loader_mod
 from fraudflow.rules.loader import MAX_LIST_VALUES, MAX_RULE_FILE_BYTES

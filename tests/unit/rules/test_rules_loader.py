@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fraudflow.config.settings import DEFAULT_RULES_DIR
-from fraudflow.operators.catalogue import FeatureSpec
+from fraudflow.operators.features.catalogue import FeatureSpec
 from fraudflow.rules import Diagnostic, RuleError, RuleHit, load_rules
 from fraudflow.rules.loader import load_directory
 from tests.unit.rules.conftest import WriteRules

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudflow.operators.catalogue import FeatureSpec
+from fraudflow.operators.features.catalogue import FeatureSpec
 from fraudflow.rules import RuleError, RuleWatcher
 from tests.unit.rules.conftest import WriteRules
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fraudflow.sinks.metrics import REGISTRY
+from fraudflow.observability.metrics import REGISTRY
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "dashboards" / "grafana-fraudflow.json"
 EXPECTED_PANELS = {

@@ -7,8 +7,8 @@ import urllib.request
 from prometheus_client import REGISTRY as DEFAULT
 from prometheus_client import generate_latest
 
+from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter
-from fraudflow.sinks import metrics
 from tests.support.services import free_port
 from tests.unit.sinks.factory import make_decision, ts
 

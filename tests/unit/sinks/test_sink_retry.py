@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from fraudflow.sinks import metrics
+from fraudflow.observability import metrics
 from fraudflow.sinks.retry import (
     Retrier,
     SinkError,

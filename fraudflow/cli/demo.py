@@ -18,21 +18,22 @@ from typing import Any
 
 import orjson
 
-from fraudflow.config.settings import ConfigError
-from fraudflow.connectors.broker import EmbeddedBroker
-from fraudflow.flows.detection import build_flow
-from fraudflow.flows.wiring import kafka_io, run_flow
-from fraudflow.sinks.metrics import start_metrics_server
-from fraudflow.tools.common import (
+from fraudflow.backtest.evaluation import evaluate, read_jsonl, report
+from fraudflow.cli.common import (
     add_settings_flags,
     fail,
     print_summary,
-    progress,
     settings_from_args,
     warn_secret_flags,
 )
-from fraudflow.tools.evaluate import evaluate, read_jsonl, read_topic, report
-from fraudflow.tools.produce import produce_to_kafka
+from fraudflow.config.settings import ConfigError
+from fraudflow.connectors.broker import EmbeddedBroker
+from fraudflow.connectors.topics import read_topic
+from fraudflow.flows.detection import build_flow
+from fraudflow.flows.wiring import kafka_io, run_flow
+from fraudflow.generator.stream import produce_to_kafka
+from fraudflow.observability.metrics import start_metrics_server
+from fraudflow.observability.progress import progress
 
 TOPICS = {"input_topic": "transactions", "alerts_topic": "alerts", "dlq_topic": "transactions-dlq"}
 

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fraudflow.cli.common import fail
 from fraudflow.config.settings import ConfigError, describe, load_settings, masked_lines
-from fraudflow.tools.common import fail
 
 
 def register(sub: Any) -> None:

@@ -6,15 +6,13 @@ import argparse
 import dataclasses
 import logging
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from fraudflow.config.settings import FIELDS, ConfigError, Settings, _fmt, load_settings
-from fraudflow.flows.stats import RunStats
+from fraudflow.observability.progress import progress
+from fraudflow.observability.stats import RunStats
 from fraudflow.sinks.retry import secret_parts
 
 _BOOL = {name for name, (_sec, f) in FIELDS.items() if f.type in (bool, "bool")}
@@ -74,71 +72,10 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
-@contextmanager
-def ticking(tick: Callable[[], object], enabled: bool, every: float) -> Iterator[None]:
-    """Call ``tick`` every ``every`` seconds from a background thread while the body runs."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(every):
-            tick()
-
-    thread = threading.Thread(target=loop, name="ticking", daemon=True)
-    if enabled:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        if enabled:
-            thread.join()
 
 
-@contextmanager
-def progress(
-    stats: RunStats, enabled: bool, every: float = 2.0, out: TextIO = sys.stderr
-) -> Iterator[None]:
-    """Print a progress line every ``every`` seconds while the body runs."""
-    with ticking(lambda: print(stats.progress_line(), file=out, flush=True), enabled, every):
-        yield
 
 
-class ProgressBar:
-    """``LABEL 42% |#####   | 4,200/10,000  9,000 rec/s  ETA 1s``, redrawn at most every
-    ``every`` seconds on a terminal stream (stderr by default)."""
-
-    def __init__(
-        self, label: str, total: int, enabled: bool, out: TextIO = sys.stderr, every: float = 0.25
-    ) -> None:
-        self.label, self.total, self.enabled, self.out, self.every = (
-            label,
-            total,
-            enabled,
-            out,
-            every,
-        )
-        self.t0 = self.last = time.monotonic()
-        self.drawn = False
-
-    def update(self, done: int, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < self.every and not force):
-            return
-        self.last = now
-        frac = min(done / self.total, 1.0) if self.total else 1.0
-        rate = done / max(now - self.t0, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 and self.total > done else 0.0
-        self.out.write(
-            f"\r{self.label} {frac:4.0%} |{'#' * int(frac * 30):<30}| {done:,}/{self.total:,}  "
-            f"{rate:,.0f} rec/s  ETA {eta:,.0f}s "
-        )
-        self.out.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.out.write("\n")
-            self.out.flush()
 
 
 def print_summary(

@@ -20,10 +20,6 @@ Ground truth is either the ``--truth`` file written by ``fraudflow produce``
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -31,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from fraudflow.records import TIER_RANK
-from fraudflow.tools.common import fail
 
 ALERT_TIERS = ("review", "block")
 
@@ -253,76 +247,8 @@ def read_jsonl(path: Path, skipped: Counter[str] | None = None) -> Iterator[dict
                 skipped[str(path)] += 1
 
 
-def read_topic(
-    brokers: str,
-    topic: str,
-    *,
-    timeout: float = 60.0,
-    config: Mapping[str, Any] | None = None,
-    skipped: Counter[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Every JSON object on ``topic``, from the start to the end of each partition as it is now.
-
-    The end is where the broker's fetch reports end-of-partition; listed
-    offsets are not used, because some Kafka-protocol brokers (Tansu 0.6)
-    report a high watermark below the real end. No consumer group offsets are
-    committed. Raises ``RuntimeError`` when the broker does not answer or the
-    end is not reached within ``timeout`` seconds.
-    """
-    consumer = Consumer(
-        {
-            "log_level": 2,
-            **(config or {}),
-            "bootstrap.servers": brokers,
-            "group.id": f"fraudflow-evaluate-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    out: list[dict[str, Any]] = []
-    try:
-        meta = consumer.list_topics(topic, timeout=min(10.0, timeout))
-        tmeta = meta.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            why = (
-                tmeta.error.str() if tmeta is not None and tmeta.error is not None else "not found"
-            )
-            raise RuntimeError(f"topic {topic!r} at {brokers}: {why}")
-        pending = set(tmeta.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"topic {topic!r}: end not reached within {timeout}s "
-                    f"({len(pending)} partitions left)"
-                )
-            for msg in consumer.consume(num_messages=1000, timeout=0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                        continue
-                    raise RuntimeError(f"topic {topic!r}: {err.str()}")
-                value = msg.value()
-                try:
-                    obj = orjson.loads(value) if value else None
-                except orjson.JSONDecodeError:
-                    obj = None
-                if isinstance(obj, dict):
-                    out.append(obj)
-                elif skipped is not None:
-                    skipped[f"kafka:{topic}"] += 1
-    except KafkaException as exc:
-        err = exc.args[0]
-        why = err.str() if isinstance(err, KafkaError) else str(err)
-        raise RuntimeError(f"Kafka at {brokers}: {why}") from None
-    finally:
-        consumer.close()
-    return out
 
 
-# --- the command -----------------------------------------------------------------
 
 
 def _pct(x: float | None) -> str:
@@ -373,111 +299,7 @@ def report(result: EvalResult, results: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def _fraction(text: str) -> float:
-    v = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"must be within 0..1 (or 0%..100%), got {text}")
-    return v
 
 
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "evaluate",
-        help="score alerts against ground truth (recall, precision, alert rate)",
-        description=(
-            "Compare alerts with the ground truth of generated transactions: recall at the "
-            "review tier (share of label-1 transactions with a review or block alert), recall at "
-            "block, precision, alert rate and recall by fraud scenario. Alerts are deduplicated on "
-            "alert_id (delivery is at least once; consumers should do the same)."
-        ),
-        epilog=(
-            "Examples:\n"
-            "  fraudflow evaluate --alerts alerts.jsonl --truth truth.jsonl\n"
-            "  fraudflow evaluate --brokers localhost:9092 --alerts-topic alerts "
-            "--truth truth.jsonl --min-recall 0.6 --max-alert-rate 0.03\n"
-            "Exit code: 0 ok, 1 a --min-*/--max-* check failed, 2 bad input."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    src = p.add_argument_group("alerts (one of)")
-    src.add_argument(
-        "--alerts", type=Path, metavar="FILE.jsonl", help="alert records, one JSON object a line"
-    )
-    src.add_argument(
-        "--alerts-topic",
-        metavar="TOPIC",
-        help="read alerts from this Kafka topic, from the beginning to the current end",
-    )
-    src.add_argument(
-        "--brokers",
-        default=os.environ.get("FRAUDFLOW_BROKERS"),
-        metavar="HOST:PORT",
-        help="Kafka bootstrap servers for --alerts-topic (env FRAUDFLOW_BROKERS)",
-    )
-    gt = p.add_argument_group("ground truth (one of)")
-    gt.add_argument(
-        "--truth",
-        type=Path,
-        metavar="FILE.jsonl",
-        help="ground-truth file of 'fraudflow produce --truth'",
-    )
-    gt.add_argument(
-        "--input", type=Path, metavar="FILE.jsonl", help="generated records with _label/_scenario"
-    )
-    p.add_argument(
-        "--min-recall", type=_fraction, metavar="X", help="exit 1 unless recall (review+block) >= X"
-    )
-    p.add_argument(
-        "--max-alert-rate", type=_fraction, metavar="Y", help="exit 1 unless alert rate <= Y"
-    )
-    p.add_argument(
-        "--min-precision", type=_fraction, metavar="Z", help="exit 1 unless precision >= Z"
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        help="seconds to read --alerts-topic to its end [default: %(default)s]",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    if (args.alerts is None) == (args.alerts_topic is None):
-        return fail("give either --alerts FILE.jsonl or --alerts-topic TOPIC (with --brokers)")
-    if args.alerts_topic is not None and not args.brokers:
-        return fail("--alerts-topic needs --brokers HOST:PORT (or FRAUDFLOW_BROKERS)")
-    if (args.truth is None) == (args.input is None):
-        return fail("give either --truth FILE.jsonl or --input FILE.jsonl")
-    skipped: Counter[str] = Counter()
-    try:
-        if args.alerts is not None:
-            alerts: list[dict[str, Any]] = list(read_jsonl(args.alerts, skipped))
-        else:
-            alerts = read_topic(
-                args.brokers, args.alerts_topic, timeout=args.timeout, skipped=skipped
-            )
-        result = evaluate(alerts, read_jsonl(args.truth or args.input, skipped))
-    except (OSError, RuntimeError) as exc:
-        return fail(str(exc))
-    if result.transactions == 0:
-        return fail(f"no labelled transactions in {args.truth or args.input}")
-    results = checks(
-        result,
-        min_recall=args.min_recall,
-        max_alert_rate=args.max_alert_rate,
-        min_precision=args.min_precision,
-    )
-    passed = all(c.passed for c in results)
-    if args.json:
-        out = result.to_dict()
-        out["unreadable_lines"] = dict(skipped)
-        out["checks"] = [asdict(c) for c in results]
-        out["passed"] = passed
-        print(orjson.dumps(out).decode())
-    else:
-        print(report(result, results))
-        for where, n in skipped.items():
-            print(f"  unreadable lines skipped in {where}: {n:,}")
-    return 0 if passed else 1

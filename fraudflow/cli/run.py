@@ -10,19 +10,19 @@ from typing import Any
 
 import orjson
 
-from fraudflow.config.settings import ConfigError
-from fraudflow.flows.detection import build_flow
-from fraudflow.flows.wiring import kafka_io, run_flow
-from fraudflow.sinks.metrics import start_metrics_server
-from fraudflow.sinks.retry import SinkError
-from fraudflow.tools.common import (
+from fraudflow.cli.common import (
     add_settings_flags,
     fail,
     print_summary,
-    progress,
     settings_from_args,
     warn_secret_flags,
 )
+from fraudflow.config.settings import ConfigError
+from fraudflow.flows.detection import build_flow
+from fraudflow.flows.wiring import kafka_io, run_flow
+from fraudflow.observability.metrics import start_metrics_server
+from fraudflow.observability.progress import progress
+from fraudflow.sinks.retry import SinkError
 
 FLAGS = (
     "brokers",

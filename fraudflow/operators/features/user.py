@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fraudflow.config.settings import FeatureSettings, ValidationSettings
-from fraudflow.operators.catalogue import window_label
+from fraudflow.operators.features.catalogue import window_label
 from fraudflow.records import DeadLetter, FeatureRow, Transaction
 from fraudflow.state.user import (
     CATEGORY,

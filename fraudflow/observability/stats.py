@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, Decision
-from fraudflow.sinks import metrics
 
 
 @dataclass

@@ -16,14 +16,14 @@ from fraudflow import __version__
 
 # module paths, in the order their commands are listed in --help
 COMMANDS: tuple[str, ...] = (
-    "fraudflow.tools.demo",
-    "fraudflow.tools.run",
-    "fraudflow.tools.produce",
-    "fraudflow.tools.evaluate",
-    "fraudflow.tools.backtest",
-    "fraudflow.tools.bench",
-    "fraudflow.rules.cli",
-    "fraudflow.tools.config_cmd",
+    "fraudflow.cli.demo",
+    "fraudflow.cli.run",
+    "fraudflow.cli.produce",
+    "fraudflow.cli.evaluate",
+    "fraudflow.cli.backtest",
+    "fraudflow.cli.bench",
+    "fraudflow.cli.rules",
+    "fraudflow.cli.config",
 )
 
 

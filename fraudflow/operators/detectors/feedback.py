@@ -33,7 +33,7 @@ from typing import Any
 from river import linear_model, optim, preprocessing
 
 from fraudflow.config.settings import FeedbackSettings
-from fraudflow.operators.catalogue import (
+from fraudflow.operators.features.catalogue import (
     FeatureSpec,
     entity_feature_names,
     entity_prefix,

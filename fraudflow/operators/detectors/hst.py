@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from fraudflow.config.settings import ModelSettings
-from fraudflow.operators.hst_numpy import BatchHalfSpaceTrees
+from fraudflow.operators.detectors.hst_numpy import BatchHalfSpaceTrees
 from fraudflow.records import FeatureRow
 
 # the inputs, each scaled into [0, 1] as HalfSpaceTrees expects

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fraudflow.cli.common import add_settings_flags, fail, settings_from_args
 from fraudflow.config.settings import ConfigError
-from fraudflow.operators.catalogue import FeatureSpec, feature_catalogue
+from fraudflow.operators.features.catalogue import FeatureSpec, feature_catalogue
 from fraudflow.rules.errors import RuleError
 from fraudflow.rules.loader import load_rules
 from fraudflow.rules.testing import load_cases, run_cases, untested
-from fraudflow.tools.common import add_settings_flags, fail, settings_from_args
 
 _SETTINGS = ("windows", "feedback")
 

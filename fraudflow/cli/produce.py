@@ -1,0 +1,272 @@
+"""``fraudflow produce``: synthetic transactions (and bad inputs) to Kafka or a JSONL file.
+
+The library is :mod:`fraudflow.generator.stream`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fraudflow.cli.common import fail
+from fraudflow.generator import DEFAULT_START
+from fraudflow.generator.stream import (
+    RETAIL,
+    WORLDS,
+    produce_to_file,
+    produce_to_kafka,
+)
+
+
+def _start(text: str) -> datetime:
+    if text == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--start needs a time zone (e.g. {text}Z), or 'now'")
+    return dt
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        v = kind(text)
+        if not v > 0:  # NaN too
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return v
+
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def _kafka_config(text: str) -> dict[str, str]:
+    pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError("use k=v,k=v (librdkafka settings)")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "produce",
+        help="produce synthetic transactions (with labelled fraud) to Kafka or a file",
+        description=(
+            "Generate realistic card transactions for a population of users, with labelled "
+            "fraud (account_takeover, card_testing, impossible_travel, unusual_hour, "
+            "unusual_merchant_category, and compromised_merchant with --compromised-merchants) "
+            "in fields '_label' and '_scenario', which the flow ignores. Same seed, same "
+            "records. Output goes to a Kafka topic (key = user_id, created if missing) or, "
+            "with --out, to a JSON-lines file."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  fraudflow produce --brokers localhost:9092 --topic transactions --count 100000\n"
+            "  fraudflow produce --out txns.jsonl --truth truth.jsonl --count 5000 --malformed 50\n"
+            "  fraudflow produce --out cm.jsonl --count 300000 --users 1000 "
+            "--compromised-merchants 3\n"
+            "  fraudflow produce --world sparse --out sparse.jsonl --count 1000000 --seed 1\n"
+            "Event time starts at --start (default "
+            f"{DEFAULT_START.isoformat().replace('+00:00', 'Z')}) and advances about 12 "
+            "transactions per user per day, so 100,000 records over 2,000 users span ~4 days "
+            "(the sparse world: about 4.4, so 1,000,000 records over 2,000 users span ~113 "
+            "days). "
+            "Bad records (--malformed) carry a '_malformed' field naming their kind where "
+            "they are still JSON objects; in a file, the empty_key kind is left out."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dest = p.add_argument_group("destination (one of)")
+    dest.add_argument(
+        "--brokers",
+        default=os.environ.get("FRAUDFLOW_BROKERS"),
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (env FRAUDFLOW_BROKERS)",
+    )
+    dest.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="write JSON lines to this file ('-' for stdout)",
+    )
+    p.add_argument(
+        "--topic",
+        default=os.environ.get("FRAUDFLOW_INPUT_TOPIC", "transactions"),
+        help="topic to produce to (env FRAUDFLOW_INPUT_TOPIC) [default: %(default)s]",
+    )
+    p.add_argument(
+        "--count", type=_non_negative_int, required=True, help="valid transactions to produce"
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive(float),
+        metavar="R",
+        help="pace to R records/s of wall-clock time [default: as fast as possible]",
+    )
+    p.add_argument(
+        "--users",
+        type=_positive(int),
+        default=2000,
+        help="users in the population [default: %(default)s]",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        help="random seed; same seed, same records [default: %(default)s]",
+    )
+    p.add_argument(
+        "--world",
+        choices=WORLDS,
+        default=RETAIL,
+        help=(
+            "which synthetic world: 'retail' (rich records, the scenarios above) or 'sparse' "
+            "(only transaction_id, user_id, amount, timestamp, merchant_id; fraud "
+            "compromised_merchant, card_shift, large_amount; see docs/backtest.md) "
+            "[default: %(default)s]"
+        ),
+    )
+    p.add_argument(
+        "--anomaly-rate",
+        type=float,
+        default=0.01,
+        metavar="P",
+        help="approximate share of transactions labelled fraud, 0..0.5 [default: %(default)s]",
+    )
+    p.add_argument(
+        "--compromised-merchants",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help=(
+            "also let N busy merchants charge other users' cards at ordinary amounts for "
+            "--compromise-days each (scenario compromised_merchant, ~40%% of their "
+            "transactions then; counts against --anomaly-rate) [default: 0]"
+        ),
+    )
+    p.add_argument(
+        "--compromise-days",
+        type=_positive(float),
+        default=14.0,
+        metavar="D",
+        help=(
+            "days of event time each merchant stays compromised; the windows start after "
+            "the first 15%% of the run's span [default: %(default)s]"
+        ),
+    )
+    p.add_argument(
+        "--malformed",
+        type=_non_negative_int,
+        default=0,
+        metavar="M",
+        help="also interleave M bad messages of every kind the flow must dead-letter [default: 0]",
+    )
+    p.add_argument(
+        "--partitions",
+        type=_positive(int),
+        default=3,
+        help="partitions of a topic created here [default: %(default)s]",
+    )
+    p.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="also write ground-truth lines to this file",
+    )
+    p.add_argument(
+        "--start",
+        type=_start,
+        metavar="TIME",
+        help="first event time, RFC 3339 with zone, or 'now' [default: fixed, see below]",
+    )
+    p.add_argument(
+        "--event-rate",
+        type=_positive(float),
+        metavar="R",
+        help="mean transactions per second of event time [default: 12 per user per day]",
+    )
+    p.add_argument(
+        "--kafka-config",
+        type=_kafka_config,
+        default={},
+        metavar="K=V,...",
+        help="extra librdkafka producer settings, passed through (e.g. compression.type=lz4)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show a progress bar",
+    )
+    bar.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if (args.out is None) == (args.brokers is None):
+        return fail("give either --brokers HOST:PORT (with --topic) or --out FILE.jsonl")
+    if not 0 <= args.anomaly_rate <= 0.5:
+        return fail(f"--anomaly-rate must be within [0, 0.5], got {args.anomaly_rate}")
+    if args.world != RETAIL and (args.event_rate is not None or args.compromised_merchants):
+        return fail(f"--world {args.world} has no --event-rate or --compromised-merchants")
+    if args.malformed and not args.count:
+        return fail("--malformed needs --count >= 1 (bad records are built from valid ones)")
+    to_stdout = args.out is not None and str(args.out) == "-"
+    report = sys.stderr if to_stdout else sys.stdout
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    common: dict[str, Any] = {
+        "users": args.users,
+        "seed": args.seed,
+        "anomaly_rate": args.anomaly_rate,
+        "malformed": args.malformed,
+        "start": args.start,
+        "event_rate": args.event_rate,
+        "compromised_merchants": args.compromised_merchants,
+        "compromise_days": args.compromise_days,
+        "rate": args.rate,
+        "truth": args.truth,
+        "progress": progress,
+        "world": args.world,
+    }
+    try:
+        if args.out is not None:
+            out = sys.stdout.buffer if to_stdout else args.out
+            summary = produce_to_file(out, args.count, **common)
+        else:
+            summary = produce_to_kafka(
+                args.brokers,
+                args.topic,
+                args.count,
+                partitions=args.partitions,
+                config=args.kafka_config,
+                **common,
+            )
+    except (OSError, RuntimeError, ValueError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted", code=130)
+    if args.json:
+        print(orjson.dumps(summary.to_dict()).decode(), file=report)
+    else:
+        print(summary.text(), file=report)
+    if not summary.ok:
+        print(
+            f"fraudflow: error: {summary.delivery_errors} messages were not delivered",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,166 @@
+"""The Bytewax steps that score.
+
+The shard step: per-user features and the shard's Half-Space Trees. The feedback
+step: entity risk and the supervised model, learning from labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bytewax.operators import StatefulBatchLogic
+
+from fraudflow.config.settings import ModelSettings
+from fraudflow.observability.stats import RunStats
+from fraudflow.operators.detectors.feedback import FeedbackParams, apply_label, enrich
+from fraudflow.operators.detectors.hst import HstShard
+from fraudflow.operators.features.user import FeatureParams, user_step
+from fraudflow.operators.ingest import routing
+from fraudflow.records import DeadLetter, FeatureRow, Label, Transaction
+from fraudflow.state import snapshot
+from fraudflow.state.feedback import FeedbackState
+from fraudflow.state.shard import ShardState
+
+Scored = FeatureRow | DeadLetter | Label
+Clock = Callable[[], float]  # wall clock in epoch seconds (fraudflow.flows.io.Clock)
+
+
+class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
+    """Per-user features and the shard's Half-Space Trees, in source order.
+
+    Labels pass through untouched, in their place in the partition's order,
+    so a replay that interleaves them with transactions stays deterministic.
+
+    A shard is one input partition (Kafka keys records by user, so a user
+    lives in one partition). Rows reach it from one reader in offset order,
+    so its features and model scores do not depend on how many workers or
+    processes run. Users idle for ``idle_ttl`` of wall-clock time are dropped
+    by a sweep; Bytewax compares ``notify_at`` with the system clock.
+    """
+
+    def __init__(
+        self,
+        fp: FeatureParams,
+        mp: ModelSettings,
+        state: ShardState | None,
+        keep: bool,
+        stats: RunStats,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.clock = clock  # None: the shard's own event time bounds event times (replays)
+        self.stats = stats
+        self.key: str | None = None
+        self.fp = fp
+        self.mp = mp
+        self.state = state or ShardState()
+        self.keep = keep
+        self.sweep_every = min(fp.idle, SWEEP_SECONDS)
+        self.next_sweep = time.time() + self.sweep_every
+
+    def on_batch(self, values: list[Transaction | Label]) -> tuple[list[Scored], bool]:
+        st, fp = self.state, self.fp
+        users, seen = st.users, st.seen
+        now = time.time()
+        clock = None if self.clock is None else self.clock()
+        out: list[Scored] = []
+        rows: list[FeatureRow] = []
+        for txn in values:
+            if isinstance(txn, Label):
+                out.append(txn)
+                continue
+            uid = txn.user_id
+            ref = st.event_clock(txn, fp.ahead) if clock is None else clock
+            users[uid], res = user_step(users.get(uid), txn, fp, ref)
+            txn.raw = None  # only a dead letter needs the bytes past this step
+            seen[uid] = now
+            out.append(res)
+            if type(res) is FeatureRow:
+                rows.append(res)
+        self.key = shard_key(values[0])
+        self.stats.shard_users(self.key, len(users))
+        if rows:
+            if st.model is None:
+                st.model = HstShard(_shard_number(values[0]), self.mp)
+            st.model.score_and_learn(rows)
+        return out, StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime:
+        return datetime.fromtimestamp(self.next_sweep, UTC)
+
+    def on_notify(self) -> tuple[list[Scored], bool]:
+        now = time.time()
+        cutoff = now - self.fp.idle
+        users, seen = self.state.users, self.state.seen
+        for uid in [u for u, t in seen.items() if t < cutoff]:
+            del users[uid], seen[uid]
+        self.next_sweep = now + self.sweep_every
+        if self.key is not None:
+            self.stats.shard_users(self.key, len(users))
+        return [], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        # pickled here, so the snapshot is immutable; skipped without recovery
+        return snapshot.dump(self.state) if self.keep else None
+
+
+SWEEP_SECONDS = 60.0
+
+
+class FeedbackLogic(StatefulBatchLogic[FeatureRow | Label, FeatureRow | DeadLetter, bytes | None]):
+    """The one feedback state of the flow: rows are enriched, labels learned, in arrival order.
+
+    One key, so one worker holds it: every shard's labels reach the entity
+    counts and the model that score every shard (docs/feedback.md).
+    """
+
+    def __init__(
+        self,
+        p: FeedbackParams,
+        state: FeedbackState | None,
+        keep: bool,
+        stats: RunStats,
+        clock: Clock,
+    ) -> None:
+        self.p = p
+        self.state = state or p.new_state()
+        self.keep = keep
+        self.stats = stats
+        self.clock = clock
+
+    def on_batch(
+        self, values: list[FeatureRow | Label]
+    ) -> tuple[list[FeatureRow | DeadLetter], bool]:
+        st, p = self.state, self.p
+        out: list[FeatureRow | DeadLetter] = []
+        labels = frauds = 0
+        now = self.clock()
+        for item in values:
+            if isinstance(item, FeatureRow):
+                enrich(st, item, p)
+                out.append(item)
+                continue
+            dead = apply_label(st, item, p, now)
+            if dead is None:
+                labels += 1
+                frauds += item.label
+            else:
+                out.append(dead)
+        self.stats.feedback(labels, frauds, len(st.pending))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        return snapshot.dump(self.state) if self.keep else None
+
+
+def shard_key(item: Transaction | Label) -> str:
+    """The shard of a record: its input partition (keyed to spread over workers)."""
+    return routing.shard_key(item.topic, item.partition)
+
+
+def _shard_number(txn: Transaction | Label) -> int:
+    """Seeds the shard's model: the partition number, so a file replayed in a
+    backtest gets the same model as partition 0 of a live topic."""
+    return max(txn.partition, 0)

@@ -1,0 +1,43 @@
+"""state.snapshot: one dump/restore for every stateful step, reading pre-move snapshots."""
+
+from __future__ import annotations
+
+import pickle
+
+from fraudflow.config.settings import load_settings
+from fraudflow.operators.decide.budget import AlertBudget
+from fraudflow.operators.detectors.hst import HstShard
+from fraudflow.state import snapshot
+from fraudflow.state.shard import ShardState
+
+
+def _old_paths(blob: bytes) -> bytes:
+    """A protocol-2 pickle as the code before issue 14 wrote it (classes under old modules)."""
+    return (
+        blob.replace(b"cfraudflow.state.shard\n", b"cfraudflow.flows.detection\n")
+        .replace(b"cfraudflow.operators.detectors.hst\n", b"cfraudflow.operators.hst\n")
+        .replace(b"cfraudflow.operators.decide.budget\n", b"cfraudflow.operators.budget\n")
+    )
+
+
+def test_round_trip() -> None:
+    st = ShardState()
+    st.seen["u1"] = 5.0
+    back = snapshot.restore(snapshot.dump(st))
+    assert isinstance(back, ShardState)
+    assert back.seen == {"u1": 5.0}
+    assert snapshot.restore(None) is None
+
+
+def test_restores_snapshots_taken_before_the_move() -> None:
+    st = ShardState()
+    st.model = HstShard(0, load_settings(environ={}).model)
+    budget = AlertBudget(0.01, 100)
+    old = _old_paths(pickle.dumps((st, budget), 2))
+    assert b"fraudflow.flows.detection" in old
+    assert b"fraudflow.operators.hst\n" in old
+    assert b"fraudflow.operators.budget\n" in old
+    back_st, back_budget = snapshot.restore(old)
+    assert type(back_st) is ShardState
+    assert type(back_st.model) is HstShard
+    assert type(back_budget) is AlertBudget
