@@ -59,6 +59,13 @@ def run_job(dsn: Secret, job_id: int) -> None:
     job at any moment, and a refresh running there holds the lock ``run_job``
     needs (seen as LockNotAvailable under load).
     """
+    unschedule(dsn, job_id)
+    with psycopg.connect(dsn.reveal(), autocommit=True) as c:
+        c.execute("call run_job(%s)", (job_id,))
+
+
+def unschedule(dsn: Secret, job_id: int) -> None:
+    """Take a job off the background scheduler and wait until no run of it is under way."""
     with psycopg.connect(dsn.reveal(), autocommit=True) as c:
         c.execute("select alter_job(%s, scheduled => false)", (job_id,))
         for _ in range(50):
@@ -69,7 +76,6 @@ def run_job(dsn: Secret, job_id: int) -> None:
             if not busy or busy[0] == 0:
                 break
             time.sleep(0.1)
-        c.execute("call run_job(%s)", (job_id,))
 
 
 def test_the_log_names_the_full_timescaledb_layout(
@@ -161,10 +167,12 @@ def test_the_continuous_aggregate_counts_alerts_per_hour_tier_and_rules(ts_dsn: 
         )
         for i in range(24)
     ]
+    refresh = job(ts_dsn, "policy_refresh_continuous_aggregate", HOURLY_VIEW)
+    unschedule(ts_dsn, refresh)  # the scheduler must not refresh before or while we do
     part = PostgresSink(ts_dsn).build("pg", 0, 1)
     part.write_batch(ds)
     part.close()
-    run_job(ts_dsn, job(ts_dsn, "policy_refresh_continuous_aggregate", HOURLY_VIEW))
+    run_job(ts_dsn, refresh)
     (mat,) = q(
         ts_dsn,
         "select materialization_hypertable_name from timescaledb_information.continuous_aggregates",
