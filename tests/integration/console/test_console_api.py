@@ -1,0 +1,257 @@
+"""The console's API on a real PostgreSQL, Redis and broker: queue, alert, verdicts, users, rules."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+import redis
+
+from fraudflow.operators.parse import parse_label
+from fraudflow.config.settings import ValidationSettings
+from fraudflow.tools.evaluate import read_topic
+from tests.integration.console.conftest import Console, alert_row, auth, insert
+
+pytestmark = pytest.mark.integration
+
+
+def pages(c: Console, params: dict[str, Any], *, between: Any = None) -> list[dict[str, Any]]:
+    """Every alert of the queue, page by page (``between`` runs after each page)."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        q = {**params, **({"cursor": cursor} if cursor else {})}
+        r = c.client.get("/api/alerts", params=q, headers=auth("vic", ("viewer",)))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        out += body["alerts"]
+        if between is not None:
+            between(len(out))
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return out
+
+
+def test_queue_sorted_by_score_and_paginated(console: Console) -> None:
+    got = pages(console, {"limit": 25})
+    want = sorted(console.rows, key=lambda r: (r["score"], r["alert_id"]), reverse=True)
+    assert [a["alert_id"] for a in got] == [r["alert_id"] for r in want]
+    by_time = pages(console, {"limit": 7, "sort": "time"})
+    assert [a["alert_id"] for a in by_time] == [f"a{i:06d}" for i in reversed(range(120))]
+
+
+def test_pagination_stays_correct_while_alerts_arrive(console: Console) -> None:
+    """Alerts inserted between pages never duplicate or hide an alert that was there."""
+    rng = random.Random(3)
+    added: list[dict[str, Any]] = []
+
+    def arrive(n: int) -> None:
+        new = [alert_row(1000 + len(added) + k, rng) for k in range(5)]
+        added.extend(new)
+        insert(console.dsn, new, ("alerts",))
+
+    got = pages(console, {"limit": 20}, between=arrive)
+    ids = [a["alert_id"] for a in got]
+    assert len(ids) == len(set(ids))  # no duplicates
+    assert {r["alert_id"] for r in console.rows} <= set(ids)  # nothing that was there is lost
+    scores = [(a["score"], a["alert_id"]) for a in got]
+    assert scores == sorted(scores, reverse=True)  # one consistent order across pages
+    # a newcomer is returned when its place is after the page being read
+    assert set(ids) - {r["alert_id"] for r in console.rows} <= {r["alert_id"] for r in added}
+
+
+@pytest.mark.parametrize(
+    ("params", "keep"),
+    [
+        ({"tier": "block"}, lambda r: r["tier"] == "block"),
+        ({"min_score": 0.9}, lambda r: r["score"] >= 0.9),
+        ({"user_id": "u003"}, lambda r: r["user_id"] == "u003"),
+        ({"rule": "velocity_burst"}, lambda r: "velocity_burst" in r["rule_ids"]),
+        (
+            {"from": "2026-11-01T00:30:00Z", "to": "2026-11-01T01:00:00+00:00"},
+            lambda r: 30 <= int(r["alert_id"][1:]) < 60,
+        ),
+        (
+            {"tier": "review", "user_id": "u001", "min_score": 0.6},
+            lambda r: r["tier"] == "review" and r["user_id"] == "u001" and r["score"] >= 0.6,
+        ),
+    ],
+)
+def test_filters(console: Console, params: dict[str, Any], keep: Any) -> None:
+    got = {a["alert_id"] for a in pages(console, {**params, "limit": 50})}
+    assert got == {r["alert_id"] for r in console.rows if keep(r)}
+    assert got  # the table above picks filters that match something
+
+
+def test_alert_detail_has_everything_an_analyst_needs(console: Console) -> None:
+    r = console.client.get("/api/alerts/a000010", headers=auth("vic", ("viewer",)))
+    assert r.status_code == 200, r.text
+    a = r.json()
+    for key in (
+        "transaction_id", "user_id", "amount", "currency", "merchant_id", "score", "tier",
+        "reasons", "detector_scores", "rule_hits", "rules_version", "model_version", "verdicts",
+        "timeline", "status",
+    ):  # fmt: skip
+        assert key in a, key
+    assert a["reasons"][0]["detail"] == {"amount_zscore": 4.2}
+    assert a["rule_hits"][0]["id"] == "velocity_burst"
+    assert a["status"] == "open"
+    assert a["verdicts"] == []
+    # the user's decisions within 3 days, this one among them, newest first
+    assert "a000010" in [t["alert_id"] for t in a["timeline"]]
+    assert {t["transaction_id"] for t in a["timeline"]} == {
+        r["transaction_id"] for r in console.rows if r["user_id"] == a["user_id"]
+    }
+    assert console.client.get("/api/alerts/nope", headers=auth()).status_code == 404
+
+
+def test_verdict_recorded_published_and_idempotent(console: Console) -> None:
+    labels_topic = console.settings.kafka.labels_topic
+    r = console.client.post(
+        "/api/alerts/a000010/verdict", json={"label": "fraud", "note": "card reported stolen"},
+        headers=auth("ana"),
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["created"] is True
+    assert body["published"] is True
+    assert body["verdict"]["author"] == "ana"
+    # repeat: nothing new recorded, nothing published again
+    again = console.client.post(
+        "/api/alerts/a000010/verdict", json={"label": "fraud"}, headers=auth("bob")
+    )
+    assert again.status_code == 200
+    assert again.json()["created"] is False
+    assert again.json()["verdict"]["id"] == body["verdict"]["id"]
+    # a change of mind is a new verdict and a new label
+    changed = console.client.post(
+        "/api/alerts/a000010/verdict", json={"label": "legit"}, headers=auth("bob")
+    )
+    assert changed.json()["created"] is True
+
+    with psycopg.connect(console.dsn) as c:
+        verdicts = c.execute(
+            "select label, author, note, published_at is not null from verdicts order by id"
+        ).fetchall()
+        status = c.execute("select status, updated_by from alert_status").fetchall()
+        audit = c.execute(
+            "select actor, action, target, detail->>'label' from audit order by id"
+        ).fetchall()
+    assert verdicts == [
+        ("fraud", "ana", "card reported stolen", True),
+        ("legit", "bob", "", True),
+    ]
+    assert status == [("legit", "bob")]
+    assert audit == [
+        ("ana", "verdict", "alert:a000010", "fraud"),
+        ("bob", "verdict", "alert:a000010", "legit"),
+    ]
+
+    msgs = _messages(console, labels_topic, 2)
+    assert [m.key() for m in msgs] == [b"u010", b"u010"]  # keyed by user_id
+    parsed = [parse_label(_Raw(m), ValidationSettings(), time.time()) for m in msgs]
+    assert [(p.transaction_id, p.label) for p in parsed] == [("t000010", 1), ("t000010", 0)]
+
+    # the queue shows the status; open no longer lists it
+    detail = console.client.get("/api/alerts/a000010", headers=auth()).json()
+    assert detail["status"] == "legit"
+    assert [v["label"] for v in detail["verdicts"]] == ["legit", "fraud"]
+    open_ids = {a["alert_id"] for a in pages(console, {"limit": 500})}
+    assert "a000010" not in open_ids
+    legit = pages(console, {"status": "legit"})
+    assert [a["alert_id"] for a in legit] == ["a000010"]
+
+
+class _Raw:
+    def __init__(self, m: Any) -> None:
+        self.key, self.value = m.key(), m.value()
+        self.topic, self.partition, self.offset = m.topic(), m.partition(), m.offset()
+
+
+def _messages(console: Console, topic: str, n: int) -> list[Any]:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": ",".join(console.settings.kafka.brokers),
+            "group.id": "console-test",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    got: list[Any] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            got += [m for m in consumer.consume(10, 0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    assert len(got) == n, got
+    return got
+
+
+def test_user_profile_from_redis(console: Console, redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    key = "fraudflow:profile:u003"
+    r.hset(key, mapping={"last_score": "0.91", "last_tier": "block"})
+    try:
+        from fastapi.testclient import TestClient
+
+        from fraudflow.console.app import create_app
+
+        settings = console.settings.replace(redis_url=redis_url)
+        with TestClient(create_app(settings)) as client:
+            body = client.get("/api/users/u003", headers=auth("vic", ("viewer",))).json()
+    finally:
+        r.delete(key)
+    assert body["profile"] == {"last_score": "0.91", "last_tier": "block"}
+    assert {d["transaction_id"] for d in body["decisions"]} == {
+        x["transaction_id"] for x in console.rows if x["user_id"] == "u003"
+    }
+
+
+def test_rules_listed_and_checked(console: Console) -> None:
+    r = console.client.get("/api/rules", headers=auth("vic", ("viewer",))).json()
+    assert r["ok"] is True
+    assert "blocked_merchant" in [x["id"] for x in r["rules"]]
+    good = "rules:\n  - id: big\n    description: big\n    when: amount > 5000\n    score: 0.5\n"
+    bad = "rules:\n  - id: big\n    description: big\n    when: amount >> 5000\n    score: 0.5\n"
+    ok = console.client.post(
+        "/api/rules/check",
+        json={"files": {"big.yaml": good}},
+        headers=auth("rita", ("rule_editor",)),
+    ).json()
+    assert ok["ok"] is True
+    assert ok["version"] != r["version"]
+    ko = console.client.post(
+        "/api/rules/check",
+        json={"files": {"big.yaml": bad}},
+        headers=auth("rita", ("rule_editor",)),
+    ).json()
+    assert ko["ok"] is False
+    assert ko["diagnostics"][0]["file"] == "big.yaml"
+    assert ko["diagnostics"][0]["line"] == 4
+    escape = console.client.post(
+        "/api/rules/check",
+        json={"files": {"../x.yaml": good}},
+        headers=auth("rita", ("rule_editor",)),
+    )
+    assert escape.status_code == 400
+
+
+def test_readyz_and_healthz(console: Console) -> None:
+    assert console.client.get("/healthz").json() == {"status": "ok"}
+    r = console.client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"] == {"postgres": "ok", "labels_topic": "ok"}
+
+
+def test_openapi_lists_the_routes(console: Console) -> None:
+    spec = orjson.loads(console.client.get("/openapi.json").content)
+    assert {"/api/alerts", "/api/alerts/{alert_id}", "/api/alerts/{alert_id}/verdict",
+            "/api/users/{user_id}", "/api/rules", "/api/rules/check",
+            "/api/rules/backtest"} <= set(spec["paths"])  # fmt: skip
