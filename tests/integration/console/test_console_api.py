@@ -255,3 +255,51 @@ def test_openapi_lists_the_routes(console: Console) -> None:
     assert {"/api/alerts", "/api/alerts/{alert_id}", "/api/alerts/{alert_id}/verdict",
             "/api/users/{user_id}", "/api/rules", "/api/rules/check",
             "/api/rules/backtest"} <= set(spec["paths"])  # fmt: skip
+
+
+def test_rules_backtest_job_reports_what_a_change_adds(console: Console) -> None:
+    """Replays the stored decisions with a proposed rule: every alert it adds is one the
+    rule fires on, and the job's progress ends at 1."""
+    rule = (
+        "rules:\n  - id: big_amount\n    description: large amount\n"
+        "    when: amount > 2500\n    score: 0.6\n    tier: review\n    severity: high\n"
+    )
+    editor = auth("rita", ("rule_editor",))
+    r = console.client.post(
+        "/api/rules/backtest",
+        json={"files": {"big.yaml": rule}, "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+        headers=editor,
+    )
+    assert r.status_code == 202, r.text
+    job = r.json()
+    seen = [job["progress"]]
+    deadline = time.monotonic() + 240
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+        job = console.client.get(f"/api/rules/backtest/{job['job_id']}", headers=editor).json()
+        seen.append(job["progress"])
+    assert job["status"] == "done", job
+    assert seen == sorted(seen)
+    assert job["progress"] == 1.0
+    res = job["result"]
+    assert res["transactions"] == len(console.rows)
+    big = {x["transaction_id"] for x in console.rows if x["amount"] > 2500}
+    assert big
+    added = {a["transaction_id"] for a in res["added_alerts"]}
+    assert added <= big
+    assert res["dropped"] == 0
+    assert res["added"] == len(added)
+    assert {"rule_id": "big_amount", "hits_current": 0, "hits_proposed": len(big)} in res[
+        "rules_changed"
+    ]
+    with psycopg.connect(console.dsn) as c:
+        assert c.execute("select actor, action from audit").fetchall() == [
+            ("rita", "rules_backtest")
+        ]
+    bad = console.client.post(
+        "/api/rules/backtest",
+        json={"files": {"big.yaml": "rules: [1"}, "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+        headers=editor,
+    )
+    assert bad.status_code == 422
