@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 COOKIE = "fraudflow_token"
 UI_HEADER = "x-fraudflow-console"
-TIMELINE_SPAN = timedelta(days=3)
 
 
 class AlertQuery(BaseModel):
@@ -287,9 +286,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         out["verdicts"] = [jsonable(v) for v in svc.store.verdicts(alert_id)]
         out["timeline"] = [
             _alert_json(t)
-            for t in svc.store.timeline(
-                row["user_id"], row["event_time"], span=TIMELINE_SPAN, limit=60
-            )
+            for t in svc.store.timeline(row["user_id"], row["event_time"])
         ]
         return out
 

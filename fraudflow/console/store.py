@@ -16,7 +16,7 @@ import binascii
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -254,19 +254,31 @@ class Store:
                 (alert_id,),
             ).fetchall()
 
-    def timeline(self, user_id: str, around: datetime, *, span: timedelta, limit: int) -> list[Row]:
-        """The user's decisions within ``span`` of ``around`` (from ``decisions``, or from
-        ``alerts`` when the flow writes alerts only), newest first."""
+    def timeline(
+        self, user_id: str, around: datetime, *, before: int = 12, after: int = 5
+    ) -> list[Row]:
+        """The user's decisions around ``around``: up to ``before`` at or before it and
+        ``after`` after it (from ``decisions``, or from ``alerts`` when the flow writes
+        alerts only), newest first. Two index range scans on (user_id, event_time)."""
+        earlier = sql.SQL(
+            "select {} from {} d where d.user_id = %s and d.event_time <= %s"
+            " order by d.event_time desc limit %s"
+        )
+        later = sql.SQL(
+            "select {} from {} d where d.user_id = %s and d.event_time > %s"
+            " order by d.event_time asc limit %s"
+        )
         with self.conn() as c:
             for table in ("decisions", "alerts"):
-                query = sql.SQL(
-                    "select {} from {} d"
-                    " where d.user_id = %s and d.event_time >= %s and d.event_time <= %s"
-                    " order by d.event_time desc limit %s"
-                ).format(DECISION_COLUMNS, sql.Identifier(table))
-                rows = c.execute(query, (user_id, around - span, around + span, limit)).fetchall()
+                t = sql.Identifier(table)
+                rows = c.execute(
+                    earlier.format(DECISION_COLUMNS, t), (user_id, around, before)
+                ).fetchall()
                 if rows:
-                    return rows
+                    newer = c.execute(
+                        later.format(DECISION_COLUMNS, t), (user_id, around, after)
+                    ).fetchall()
+                    return [*reversed(newer), *rows]
         return []
 
     def recent_decisions(self, user_id: str, limit: int = 25) -> list[Row]:
