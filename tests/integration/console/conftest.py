@@ -73,9 +73,7 @@ def insert(
     cols = [c for c, _ in WRITE_COLUMNS]
     with psycopg.connect(dsn) as c:
         for table in tables:
-            with c.cursor().copy(
-                f"copy {table} ({', '.join(cols)}) from stdin"  # noqa: S608
-            ) as copy:
+            with c.cursor().copy(f"copy {table} ({', '.join(cols)}) from stdin") as copy:
                 copy.set_types([t for _, t in WRITE_COLUMNS])
                 for r in rows:
                     copy.write_row([Jsonb(r[k]) if k in JSON_COLUMNS else r[k] for k in cols])

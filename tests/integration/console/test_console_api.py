@@ -1,4 +1,4 @@
-"""The console's API on a real PostgreSQL, Redis and broker: queue, alert, verdicts, users, rules."""
+"""The console's API on real PostgreSQL, Redis and broker: queue, alert, verdicts, users, rules."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import orjson
 import psycopg
 import pytest
 import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from fastapi.testclient import TestClient
 
-from fraudflow.operators.parse import parse_label
 from fraudflow.config.settings import ValidationSettings
-from fraudflow.tools.evaluate import read_topic
+from fraudflow.console.app import create_app
+from fraudflow.operators.parse import parse_label
 from tests.integration.console.conftest import Console, alert_row, auth, insert
 
 pytestmark = pytest.mark.integration
@@ -173,8 +175,6 @@ class _Raw:
 
 
 def _messages(console: Console, topic: str, n: int) -> list[Any]:
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
     consumer = Consumer(
         {
             "bootstrap.servers": ",".join(console.settings.kafka.brokers),
@@ -199,10 +199,6 @@ def test_user_profile_from_redis(console: Console, redis_url: str) -> None:
     key = "fraudflow:profile:u003"
     r.hset(key, mapping={"last_score": "0.91", "last_tier": "block"})
     try:
-        from fastapi.testclient import TestClient
-
-        from fraudflow.console.app import create_app
-
         settings = console.settings.replace(redis_url=redis_url)
         with TestClient(create_app(settings)) as client:
             body = client.get("/api/users/u003", headers=auth("vic", ("viewer",))).json()
@@ -267,7 +263,11 @@ def test_rules_backtest_job_reports_what_a_change_adds(console: Console) -> None
     editor = auth("rita", ("rule_editor",))
     r = console.client.post(
         "/api/rules/backtest",
-        json={"files": {"big.yaml": rule}, "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+        json={
+            "files": {"big.yaml": rule},
+            "from": "2026-11-01T00:00:00Z",
+            "to": "2026-11-02T00:00:00Z",
+        },
         headers=editor,
     )
     assert r.status_code == 202, r.text
@@ -299,7 +299,11 @@ def test_rules_backtest_job_reports_what_a_change_adds(console: Console) -> None
         ]
     bad = console.client.post(
         "/api/rules/backtest",
-        json={"files": {"big.yaml": "rules: [1"}, "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+        json={
+            "files": {"big.yaml": "rules: [1"},
+            "from": "2026-11-01T00:00:00Z",
+            "to": "2026-11-02T00:00:00Z",
+        },
         headers=editor,
     )
     assert bad.status_code == 422

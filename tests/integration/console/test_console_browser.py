@@ -69,7 +69,7 @@ def _store_flow_decisions(dsn: str, tmp: Path) -> int:
             ("decisions", result.decisions),
             ("alerts", [d for d in result.decisions if d.is_alert]),
         ):
-            with c.cursor().copy(f"copy {table} ({cols}) from stdin") as copy:  # noqa: S608
+            with c.cursor().copy(f"copy {table} ({cols}) from stdin") as copy:
                 copy.set_types([t for _, t in WRITE_COLUMNS])
                 for d in rows:
                     copy.write_row(decision_row(d))
@@ -129,7 +129,9 @@ def test_sign_in_triage_an_alert_and_see_the_label(
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(base + "/")
-        expect(page).to_have_url(f"{base}/login?next=%2F&why=authentication+required%3A+send+%27Authorization%3A+Bearer+%3Ctoken%3E%27")
+        expect(page).to_have_url(
+            f"{base}/login?next=%2F&why=authentication+required%3A+send+%27Authorization%3A+Bearer+%3Ctoken%3E%27"
+        )
         page.fill("#token", token("ana", ("analyst",)))
         page.click("button[type=submit]")
 
@@ -162,9 +164,11 @@ def test_sign_in_triage_an_alert_and_see_the_label(
         browser.close()
 
     with psycopg.connect(database) as c:
-        v = c.execute("select alert_id, transaction_id, user_id, label, author from verdicts").fetchall()
+        v = c.execute(
+            "select alert_id, transaction_id, user_id, label, author from verdicts"
+        ).fetchall()
     assert len(v) == 1
-    alert_id, txn, user, label, author = v[0]
+    alert_id, txn, _user, label, author = v[0]
     assert (alert_id, label, author) == (second, "fraud", "ana")
     deadline = time.monotonic() + 30
     while not (got := read_topic(broker.bootstrap, labels)):

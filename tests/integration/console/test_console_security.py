@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,8 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
-from fraudflow.console.app import COOKIE, UI_HEADER
+from fraudflow.console.app import COOKIE, UI_HEADER, create_app
 from tests.integration.console.conftest import SECRET, Console, alert_row, auth, insert, token
 
 pytestmark = pytest.mark.integration
@@ -34,7 +38,12 @@ def api_routes(console: Console) -> list[tuple[str, str]]:
 
 def _claims(**over: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return {"sub": "eve", "roles": ["admin"], "exp": int((now + timedelta(hours=1)).timestamp()), **over}
+    return {
+        "sub": "eve",
+        "roles": ["admin"],
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+        **over,
+    }
 
 
 def _tampered() -> str:
@@ -105,7 +114,12 @@ def test_every_api_route_refuses_a_missing_or_bad_token(console: Console, case: 
         ((), "GET", "/api/alerts/a000001", None),
         (("viewer",), "POST", "/api/rules/check", {"files": {}}),
         (("analyst",), "POST", "/api/rules/check", {"files": {}}),
-        (("analyst",), "POST", "/api/rules/backtest", {"files": {}, "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}),
+        (
+            ("analyst",),
+            "POST",
+            "/api/rules/backtest",
+            {"files": {}, "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+        ),
         (("analyst",), "GET", "/api/rules/backtest/" + "0" * 32, None),
         (("analyst", "rule_editor"), "GET", "/api/audit", None),
         (("superuser",), "GET", "/api/alerts", None),  # an unknown role is no role
@@ -136,7 +150,7 @@ NASTY = [
     "o'brien",
     "x' or '1'='1",
     "'; drop table alerts; --",
-    "a\" or \"1\"=\"1",
+    'a" or "1"="1',
     "%",
     "_",
     "\\",
@@ -148,14 +162,12 @@ NASTY = [
 def _counts(dsn: str) -> tuple[Any, ...]:
     with psycopg.connect(dsn) as c:
         return tuple(
-            c.execute(f"select count(*) from {t}").fetchone()[0]  # type: ignore[index]  # noqa: S608
+            c.execute(f"select count(*) from {t}").fetchone()[0]  # type: ignore[index]
             for t in ("alerts", "decisions", "verdicts", "alert_status", "audit")
         )
 
 
 def test_sql_metacharacters_in_filters_match_literally_and_change_nothing(console: Console) -> None:
-    import random
-
     rng = random.Random(5)
     odd = [
         alert_row(5000 + i, rng, user_id=v, rule_ids=[v[:80]], alert_id=f"odd{i}")
@@ -173,7 +185,14 @@ def test_sql_metacharacters_in_filters_match_literally_and_change_nothing(consol
         assert r.status_code in (200, 404)
         assert r.status_code == 404 or {d["alert_id"] for d in r.json()["decisions"]} == {f"odd{i}"}
         assert console.client.get(f"/api/alerts/{v}", headers=viewer).status_code == 404
-        for bad in ({"tier": v}, {"status": v}, {"sort": v}, {"min_score": v}, {"from": v}, {"cursor": v}):
+        for bad in (
+            {"tier": v},
+            {"status": v},
+            {"sort": v},
+            {"min_score": v},
+            {"from": v},
+            {"cursor": v},
+        ):
             r = console.client.get("/api/alerts", params=bad, headers=viewer)
             assert r.status_code in (400, 422), (bad, r.status_code)
     assert _counts(console.dsn) == before
@@ -189,11 +208,20 @@ def test_sql_metacharacters_in_filters_match_literally_and_change_nothing(consol
 
 
 def test_audit_records_each_verdict_with_its_author(console: Console) -> None:
-    for who, aid, label in (("ana", "a000001", "fraud"), ("bob", "a000002", "legit"), ("ana", "a000002", "fraud")):
-        r = console.client.post(f"/api/alerts/{aid}/verdict", json={"label": label}, headers=auth(who))
+    for who, aid, label in (
+        ("ana", "a000001", "fraud"),
+        ("bob", "a000002", "legit"),
+        ("ana", "a000002", "fraud"),
+    ):
+        r = console.client.post(
+            f"/api/alerts/{aid}/verdict", json={"label": label}, headers=auth(who)
+        )
         assert r.status_code == 200
     r = console.client.get("/api/audit", headers=auth("root", ("admin",)))
-    rows = [(a["actor"], a["action"], a["target"], a["detail"]["label"], a["roles"]) for a in r.json()["audit"]]
+    rows = [
+        (a["actor"], a["action"], a["target"], a["detail"]["label"], a["roles"])
+        for a in r.json()["audit"]
+    ]
     assert rows == [
         ("ana", "verdict", "alert:a000002", "fraud", ["analyst"]),
         ("bob", "verdict", "alert:a000002", "legit", ["analyst"]),
@@ -212,7 +240,9 @@ def test_ui_signs_in_with_a_cookie_that_the_api_takes_only_with_the_ui_header(
     bad = c.post("/login", data={"token": "nope", "next": "/"}, follow_redirects=False)
     assert bad.status_code == 401
     assert COOKIE not in bad.cookies
-    ok = c.post("/login", data={"token": token("ana"), "next": "//evil.example/"}, follow_redirects=False)
+    ok = c.post(
+        "/login", data={"token": token("ana"), "next": "//evil.example/"}, follow_redirects=False
+    )
     assert ok.status_code == 303
     assert ok.headers["location"] == "/"  # never off-site
     assert "httponly" in ok.headers["set-cookie"].lower()
@@ -231,10 +261,6 @@ def test_ui_signs_in_with_a_cookie_that_the_api_takes_only_with_the_ui_header(
 def test_rs256_public_key(console: Console, tmp_path: Any) -> None:
     """RS256 with a PEM public key: its tokens pass; HS256 signed with that public key
     (the algorithm-confusion attack) does not."""
-    from fastapi.testclient import TestClient
-
-    from fraudflow.console.app import create_app
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -243,17 +269,22 @@ def test_rs256_public_key(console: Console, tmp_path: Any) -> None:
     settings = console.settings.replace(jwt_secret=None, jwt_public_key=str(tmp_path / "pub.pem"))
     good = jwt.encode(_claims(roles=["viewer"]), key, algorithm="RS256")
     with TestClient(create_app(settings)) as client:
-        assert client.get("/api/alerts", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+        assert (
+            client.get("/api/alerts", headers={"Authorization": f"Bearer {good}"}).status_code
+            == 200
+        )
         forged = _hs256_with(pem, _claims())
-        assert client.get("/api/alerts", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+        assert (
+            client.get("/api/alerts", headers={"Authorization": f"Bearer {forged}"}).status_code
+            == 401
+        )
         hs = token("eve", ("admin",))
-        assert client.get("/api/alerts", headers={"Authorization": f"Bearer {hs}"}).status_code == 401
+        assert (
+            client.get("/api/alerts", headers={"Authorization": f"Bearer {hs}"}).status_code == 401
+        )
 
 
 def _hs256_with(key: bytes, claims: dict[str, Any]) -> str:
-    import hashlib
-    import hmac
-
     head = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
     body = base64.urlsafe_b64encode(orjson.dumps(claims)).decode().rstrip("=")
     sig = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()

@@ -16,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[3]
 def _console(target: str) -> tuple[dict[str, Any], dict[str, Any]]:
     docs = render(TARGETS[target])
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
-    (svc,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == dep["metadata"]["name"]]
+    (svc,) = [
+        d
+        for d in docs
+        if d["kind"] == "Service" and d["metadata"]["name"] == dep["metadata"]["name"]
+    ]
     return dep, svc
 
 
