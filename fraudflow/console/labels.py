@@ -86,4 +86,7 @@ class LabelPublisher:
             raise PublishError(f"labels topic {self.topic!r} does not exist")
 
     def close(self) -> None:
-        self._producer.flush(self.timeout)
+        """Deliver what is queued and stop the client's threads."""
+        with self._lock:
+            self._producer.flush(self.timeout)
+            self._producer.close()

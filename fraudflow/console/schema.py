@@ -35,7 +35,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "c0001_verdicts_audit",
-        "verdicts (history), alert_status (latest verdict per alert), audit",
+        "verdicts (history), alert_status (latest verdict per alert, with its sort keys), audit",
         (
             """create table if not exists verdicts (
                 id             bigserial   primary key,
@@ -55,12 +55,17 @@ MIGRATIONS: tuple[Migration, ...] = (
                 alert_id       text        primary key,
                 transaction_id text        not null,
                 user_id        text        not null,
+                score          double precision not null,
+                event_time     timestamptz not null,
                 status         text        not null check (status in ('fraud', 'legit')),
                 verdict_id     bigint      not null references verdicts (id),
                 updated_by     text        not null,
                 updated_at     timestamptz not null
             )""",
-            "create index if not exists alert_status_status_idx on alert_status (status, alert_id)",
+            "create index if not exists alert_status_score_idx"
+            " on alert_status (status, score desc, alert_id desc)",
+            "create index if not exists alert_status_time_idx"
+            " on alert_status (status, event_time desc, alert_id desc)",
             """create table if not exists audit (
                 id      bigserial   primary key,
                 at      timestamptz not null default now(),

@@ -44,12 +44,22 @@ DECISION_COLUMNS = sql.SQL(
     "d.alert_id, d.event_time, d.transaction_id, d.amount, d.currency, d.merchant_id,"
     " d.country, d.score, d.tier, d.rule_ids"
 )
-# the queue's order and its keyset comparison, per sort
-ORDER = {
-    "score": (sql.SQL("a.score"), sql.SQL("a.score desc, a.alert_id desc")),
-    "time": (sql.SQL("a.event_time"), sql.SQL("a.event_time desc, a.alert_id desc")),
-}
 QUEUE_FROM = sql.SQL("from alerts a left join alert_status s on s.alert_id = a.alert_id")
+# A decided alert's status row repeats its score and event time, so the fraud/legit
+# queues scan alert_status's own indexes instead of every open alert's.
+DECIDED_FROM = sql.SQL(
+    "from alert_status s join alerts a on a.alert_id = s.alert_id and a.event_time = s.event_time"
+)
+
+
+def _plan(f: AlertFilter) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """(FROM clause, sort column, the alias of the sort column's id) for a filter."""
+    t = "s" if f.status in LABELS else "a"
+    col = "score" if f.sort == "score" else "event_time"
+    source = DECIDED_FROM if f.status in LABELS else QUEUE_FROM
+    return source, sql.SQL(f"{t}.{col}"), sql.SQL(f"{t}.alert_id")
+
+
 LIST_COLUMNS = sql.SQL(
     "a.alert_id, a.event_time, a.transaction_id, a.user_id, a.amount, a.currency,"
     " a.merchant_id, a.country, a.score, a.tier, a.rule_ids, a.reasons,"
@@ -204,13 +214,13 @@ class Store:
     ) -> tuple[list[Row], str | None]:
         """One page of the queue and the cursor of the next (None at the end)."""
         clauses, params = _where(f)
-        col, order = ORDER[f.sort]
+        source, col, aid = _plan(f)
         if cursor is not None:
             key, alert_id = decode_cursor(cursor, f.sort)
-            clauses.append(sql.SQL("({}, a.alert_id) < (%s, %s)").format(col))
+            clauses.append(sql.SQL("({}, {}) < (%s, %s)").format(col, aid))
             params += [key, alert_id]
-        query = sql.SQL("select {} {}{} order by {} limit %s").format(
-            LIST_COLUMNS, QUEUE_FROM, _and(clauses), order
+        query = sql.SQL("select {} {}{} order by {} desc, {} desc limit %s").format(
+            LIST_COLUMNS, source, _and(clauses), col, aid
         )
         with self.conn() as c:
             rows = c.execute(query, [*params, f.limit + 1]).fetchall()
@@ -222,13 +232,13 @@ class Store:
     def neighbour(self, f: AlertFilter, row: Row, *, after: bool) -> str | None:
         """The alert_id next to ``row`` in the queue order (``after``) or before it."""
         clauses, params = _where(f)
-        col, _order = ORDER[f.sort]
+        source, col, aid = _plan(f)
         key = row["score"] if f.sort == "score" else row["event_time"]
         op, direction = (sql.SQL("<"), sql.SQL("desc")) if after else (sql.SQL(">"), sql.SQL("asc"))
-        clauses.append(sql.SQL("({}, a.alert_id) {} (%s, %s)").format(col, op))
+        clauses.append(sql.SQL("({}, {}) {} (%s, %s)").format(col, aid, op))
         params += [key, row["alert_id"]]
-        query = sql.SQL("select a.alert_id {}{} order by {} {}, a.alert_id {} limit 1").format(
-            QUEUE_FROM, _and(clauses), col, direction, direction
+        query = sql.SQL("select a.alert_id {}{} order by {} {}, {} {} limit 1").format(
+            source, _and(clauses), col, direction, aid, direction
         )
         with self.conn() as c:
             got = c.execute(query, params).fetchone()
@@ -327,7 +337,8 @@ class Store:
             raise BadRequest("label: must be 'fraud' or 'legit'")
         with self.conn() as c, c.transaction():
             alert = c.execute(
-                "select alert_id, transaction_id, user_id from alerts where alert_id = %s limit 1",
+                "select alert_id, transaction_id, user_id, score, event_time from alerts"
+                " where alert_id = %s limit 1",
                 (alert_id,),
             ).fetchone()
             if alert is None:
@@ -347,8 +358,9 @@ class Store:
             ).fetchone()
             assert verdict is not None
             c.execute(
-                "insert into alert_status (alert_id, transaction_id, user_id, status, verdict_id,"
-                " updated_by, updated_at) values (%s, %s, %s, %s, %s, %s, %s)"
+                "insert into alert_status (alert_id, transaction_id, user_id, score, event_time,"
+                " status, verdict_id, updated_by, updated_at)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " on conflict (alert_id) do update set status = excluded.status,"
                 " verdict_id = excluded.verdict_id, updated_by = excluded.updated_by,"
                 " updated_at = excluded.updated_at",
@@ -356,6 +368,8 @@ class Store:
                     alert_id,
                     alert["transaction_id"],
                     alert["user_id"],
+                    alert["score"],
+                    alert["event_time"],
                     label,
                     verdict["id"],
                     author,
