@@ -488,6 +488,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def queue_page(
         request: Request,
+        _p: Annotated[Principal, Depends(need(READ))],
         f: Annotated[AlertFilter, Depends(alert_filter)],
         cursor: Annotated[str | None, Query(max_length=512)] = None,
     ) -> HTMLResponse:
@@ -508,7 +509,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @app.get("/alerts/{alert_id}", include_in_schema=False)
     def alert_page(
-        request: Request, alert_id: str, f: Annotated[AlertFilter, Depends(alert_filter)]
+        request: Request,
+        alert_id: str,
+        _p: Annotated[Principal, Depends(need(READ))],
+        f: Annotated[AlertFilter, Depends(alert_filter)],
     ) -> HTMLResponse:
         a = alert_detail(alert_id)
         row = {"alert_id": a["alert_id"], "score": a["score"]}
@@ -530,11 +534,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         )
 
     @app.get("/users/{user_id}", include_in_schema=False)
-    def user_page(request: Request, user_id: str) -> HTMLResponse:
+    def user_page(
+        request: Request, user_id: str, _p: Annotated[Principal, Depends(need(READ))]
+    ) -> HTMLResponse:
         return page(request, "user.html", u=user_detail(user_id))
 
     @app.get("/rules", include_in_schema=False)
-    def rules_page(request: Request) -> HTMLResponse:
+    def rules_page(request: Request, _p: Annotated[Principal, Depends(need(READ))]) -> HTMLResponse:
         return page(request, "rules.html", r=rules_in_force())
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 from fraudflow.config.settings import ValidationSettings
 from fraudflow.console.app import create_app
 from fraudflow.operators.parse import parse_label
-from tests.integration.console.conftest import Console, alert_row, auth, insert
+from tests.integration.console.conftest import Console, alert_row, auth, insert, token
 
 pytestmark = pytest.mark.integration
 
@@ -310,3 +311,33 @@ def test_rules_backtest_job_reports_what_a_change_adds(console: Console) -> None
         headers=editor,
     )
     assert bad.status_code == 422
+
+
+def test_ui_pages_render_what_the_api_returns(console: Console) -> None:
+    c = console.client
+    assert c.post("/login", data={"token": token("vic", ("viewer",))}).status_code == 200
+    queue = c.get("/", params={"tier": "block", "sort": "time"})
+    assert queue.status_code == 200
+    top = c.get(
+        "/api/alerts", params={"tier": "block", "sort": "time"}, headers=auth("v", ("viewer",))
+    ).json()["alerts"]
+    assert [a["alert_id"] for a in top] == re.findall(r'data-id="([^"]+)"', queue.text)
+    alert = c.get("/alerts/a000010")
+    assert alert.status_code == 200
+    assert "amount_zscore" in alert.text
+    assert "velocity_burst" in alert.text
+    assert "read-only" in alert.text  # a viewer gets no verdict buttons
+    user = c.get("/users/u003")
+    assert user.status_code == 200
+    assert "/alerts/a000003" in user.text
+    rules = c.get("/rules")
+    assert "blocked_merchant" in rules.text
+    assert "Try a change" not in rules.text  # only for rule editors
+    # escaped, not interpreted
+    insert(console.dsn, [alert_row(900, random.Random(1), user_id="<script>x</script>")])
+    page = c.get("/", params={"status": "any", "user_id": "<script>x</script>"})
+    assert "<script>x</script>" not in page.text
+    assert "&lt;script&gt;x&lt;/script&gt;" in page.text
+    # a valid token without a known role sees no page
+    c.post("/login", data={"token": token("nobody", ())})
+    assert c.get("/").status_code == 403
