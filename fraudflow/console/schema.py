@@ -86,7 +86,6 @@ MIGRATIONS: tuple[Migration, ...] = (
             " on alerts (score desc, alert_id desc)",
             "create index if not exists alerts_console_time_idx"
             " on alerts (event_time desc, alert_id desc)",
-            "create index if not exists alerts_console_alert_idx on alerts (alert_id)",
         ),
     ),
 )

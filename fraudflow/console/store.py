@@ -46,9 +46,11 @@ DECISION_COLUMNS = sql.SQL(
 )
 QUEUE_FROM = sql.SQL("from alerts a left join alert_status s on s.alert_id = a.alert_id")
 # A decided alert's status row repeats its score and event time, so the fraud/legit
-# queues scan alert_status's own indexes instead of every open alert's.
+# queues walk alert_status's own indexes and fetch each alert by its primary key (the
+# LATERAL ... LIMIT 1 keeps the planner from hashing the whole alerts table instead).
 DECIDED_FROM = sql.SQL(
-    "from alert_status s join alerts a on a.alert_id = s.alert_id and a.event_time = s.event_time"
+    "from alert_status s cross join lateral (select * from alerts a0"
+    " where a0.alert_id = s.alert_id and a0.event_time = s.event_time limit 1) a"
 )
 
 
@@ -185,8 +187,16 @@ class Store:
             max_size=max_size,
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "fraudflow"},
+            configure=self._configure,
             name="console",
         )
+
+    @staticmethod
+    def _configure(conn: psycopg.Connection[Row]) -> None:
+        """Prepare every statement and plan it once per connection: planning over a
+        hypertable's chunks costs more than running the queue's index scans."""
+        conn.prepare_threshold = 0
+        conn.execute("set plan_cache_mode = force_generic_plan")
 
     def open(self, migrate: bool = True) -> list[str]:
         self.pool.open(wait=True, timeout=30)
