@@ -18,7 +18,8 @@ from fraudflow.connectors.broker import EmbeddedBroker
 from fraudflow.console.app import create_app
 from fraudflow.console.auth import mint_token
 from fraudflow.console.schema import apply_migrations
-from fraudflow.sinks.schema import WRITE_COLUMNS
+from fraudflow.sinks import schema as sink_schema
+from fraudflow.sinks.schema import WRITE_COLUMNS, table_layout
 
 SECRET = "test-secret-" + "x" * 32
 JSON_COLUMNS = ("detector_scores", "rule_hits", "reasons")
@@ -92,11 +93,32 @@ def console_settings(dsn: str, **extra: str) -> Settings:
     return load_settings(None, environ=env)
 
 
-@pytest.fixture
-def seeded(database: str) -> tuple[str, list[dict[str, Any]]]:
-    """A fresh database with the sink's and the console's tables and 120 alerts."""
-    with psycopg.connect(database, autocommit=True) as c:
+def make_tables(dsn: str, layout: str) -> None:
+    """The sink's tables in ``layout`` (TimescaleDB hypertables, or native monthly
+    partitions as on a server without the extension), then the console's."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        if layout == "partitioned":
+            native = [
+                sink_schema.Migration(
+                    m.id, m.description, lambda conn, _ts, m=m: m.apply(conn, False)
+                )
+                for m in sink_schema.MIGRATIONS
+            ]
+            sink_schema.apply_migrations(c, native)
         apply_migrations(c)
+        assert table_layout(c, "alerts") == layout
+
+
+@pytest.fixture(params=["timescale", "partitioned"])
+def layout(request: pytest.FixtureRequest) -> str:
+    """Both layouts the sink makes: the console's queries must work on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def seeded(database: str, layout: str) -> tuple[str, list[dict[str, Any]]]:
+    """A fresh database with the sink's and the console's tables and 120 alerts."""
+    make_tables(database, layout)
     rng = random.Random(7)
     rows = [alert_row(i, rng) for i in range(120)]
     insert(database, rows)

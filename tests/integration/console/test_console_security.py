@@ -24,6 +24,12 @@ from tests.integration.console.conftest import SECRET, Console, alert_row, auth,
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def layout() -> str:
+    """One storage layout here: these tests are about the API (test_console_api.py runs both)."""
+    return "timescale"
+
+
 def api_routes(console: Console) -> list[tuple[str, str]]:
     """(method, path) of every /api/ route of the app, path parameters filled in."""
     out = []
