@@ -168,9 +168,8 @@ def _and(clauses: Sequence[sql.Composable]) -> sql.Composable:
 
 
 def _prepare(f: AlertFilter) -> bool | None:
-    """Prepared (a generic plan, planned once per connection), except with a time range:
-    planned for its values, TimescaleDB or partition pruning leaves only the chunks
-    in range, which beats any generic plan."""
+    """Prepared, except with a time range: planned for its values every time, chunk or
+    partition pruning leaves only the chunks in range, which beats any generic plan."""
     return False if (f.since is not None or f.until is not None) else None
 
 
@@ -200,10 +199,10 @@ class Store:
 
     @staticmethod
     def _configure(conn: psycopg.Connection[Row]) -> None:
-        """Prepare every statement and plan it once per connection: planning over a
+        """Prepare every statement at once: after five executions PostgreSQL keeps a
+        generic plan when it costs no more than the custom ones, and planning over a
         hypertable's chunks costs more than running the queue's index scans."""
         conn.prepare_threshold = 0
-        conn.execute("set plan_cache_mode = force_generic_plan")
 
     def open(self, migrate: bool = True) -> list[str]:
         self.pool.open(wait=True, timeout=30)
