@@ -21,6 +21,7 @@ import orjson
 import redis
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -132,10 +133,18 @@ def _unauthorized(message: str) -> JSONResponse:
     )
 
 
-def need(action: Sequence[str]) -> Callable[[Request], Principal]:
+# declares the bearer scheme in the OpenAPI document (the "Authorize" button of /docs);
+# the token itself is verified by the middleware, before any route runs
+BEARER = HTTPBearer(auto_error=False, description="a JWT with a 'roles' claim")
+
+
+def need(action: Sequence[str]) -> Callable[..., Principal]:
     """A dependency: the request's principal, or 403 when it lacks the roles of ``action``."""
 
-    def check(request: Request) -> Principal:
+    def check(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+    ) -> Principal:
         p: Principal | None = getattr(request.state, "principal", None)
         if p is None:  # the middleware runs first; this is a second lock on the door
             raise HTTPException(401, "authentication required")

@@ -255,6 +255,9 @@ def test_openapi_lists_the_routes(console: Console) -> None:
     assert {"/api/alerts", "/api/alerts/{alert_id}", "/api/alerts/{alert_id}/verdict",
             "/api/users/{user_id}", "/api/rules", "/api/rules/check",
             "/api/rules/backtest"} <= set(spec["paths"])  # fmt: skip
+    # /docs can send a token: the bearer scheme is declared on the API's routes
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/api/alerts"]["get"]["security"] == [{"HTTPBearer": []}]
 
 
 def test_rules_backtest_job_reports_what_a_change_adds(console: Console) -> None:
