@@ -23,11 +23,15 @@ from fraudflow.console.auth import (
 )
 
 SECRET = "k" * 40
-NOW = datetime.now(UTC)
+
+
+def now() -> datetime:
+    """The time a token is minted: at the call, never at import (a suite can run for long)."""
+    return datetime.now(UTC)
 
 
 def _tok(roles: object = ("analyst",), **claims: object) -> str:
-    body = {"sub": "ana", "roles": roles, "exp": int((NOW + timedelta(hours=1)).timestamp())}
+    body = {"sub": "ana", "roles": roles, "exp": int((now() + timedelta(hours=1)).timestamp())}
     body.update(claims)
     return jwt.encode(body, SECRET, algorithm="HS256")
 
@@ -63,16 +67,16 @@ def test_roles_claim(claim: object, roles: tuple[str, ...]) -> None:
 
 
 def test_mint_and_verify() -> None:
-    t = mint_token(SECRET, "bob", ["rule_editor"], ttl=timedelta(minutes=5), now=NOW)
+    t = mint_token(SECRET, "bob", ["rule_editor"], ttl=timedelta(minutes=5), now=now())
     assert Authenticator(secret=SECRET).verify(t) == Principal("bob", ("rule_editor",))
     with pytest.raises(ValueError, match="unknown role"):
-        mint_token(SECRET, "bob", ["god"], ttl=timedelta(minutes=5), now=NOW)
+        mint_token(SECRET, "bob", ["god"], ttl=timedelta(minutes=5), now=now())
 
 
 @pytest.mark.parametrize(
     ("token", "message"),
     [
-        (lambda: mint_token(SECRET, "a", ["viewer"], ttl=timedelta(hours=-1), now=NOW), "expired"),
+        (lambda: mint_token(SECRET, "a", ["viewer"], ttl=timedelta(hours=-1), now=now()), "expired"),
         (
             lambda: jwt.encode({"sub": "a", "exp": 9_999_999_999}, "z" * 40, algorithm="HS256"),
             "invalid",
@@ -105,12 +109,12 @@ def test_bad_tokens(token: object, message: str) -> None:
 def test_audience_and_issuer() -> None:
     a = Authenticator(secret=SECRET, audience="console", issuer="idp")
     good = mint_token(
-        SECRET, "a", ["viewer"], ttl=timedelta(hours=1), now=NOW, audience="console", issuer="idp"
+        SECRET, "a", ["viewer"], ttl=timedelta(hours=1), now=now(), audience="console", issuer="idp"
     )
     assert a.verify(good).subject == "a"
     for aud, iss in (("other", "idp"), ("console", "other"), (None, None)):
         t = mint_token(
-            SECRET, "a", ["viewer"], ttl=timedelta(hours=1), now=NOW, audience=aud, issuer=iss
+            SECRET, "a", ["viewer"], ttl=timedelta(hours=1), now=now(), audience=aud, issuer=iss
         )
         with pytest.raises(AuthError):
             a.verify(t)
