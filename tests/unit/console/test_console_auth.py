@@ -76,7 +76,10 @@ def test_mint_and_verify() -> None:
 @pytest.mark.parametrize(
     ("token", "message"),
     [
-        (lambda: mint_token(SECRET, "a", ["viewer"], ttl=timedelta(hours=-1), now=now()), "expired"),
+        (
+            lambda: mint_token(SECRET, "a", ["viewer"], ttl=timedelta(hours=-1), now=now()),
+            "expired",
+        ),
         (
             lambda: jwt.encode({"sub": "a", "exp": 9_999_999_999}, "z" * 40, algorithm="HS256"),
             "invalid",
