@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
-
 from fraudflow.config.settings import ConfigError, parse_duration
-from fraudflow.console.app import create_app
 from fraudflow.console.auth import ROLES, mint_token
 from fraudflow.tools.common import add_settings_flags, fail, settings_from_args
 
@@ -73,9 +71,12 @@ def serve_main(args: argparse.Namespace) -> int:
     )
     try:
         settings = settings_from_args(args, SERVE_FLAGS)
-        app = create_app(settings)
+        # FastAPI and uvicorn are loaded by `serve` only, as cli.py loads each command's
+        # module by name: every other fraudflow command starts without them
+        app = importlib.import_module("fraudflow.console.app").create_app(settings)
     except ConfigError as exc:
         return fail(str(exc))
+    uvicorn = importlib.import_module("uvicorn")
     c = settings.console
     uvicorn.run(app, host=c.serve_host, port=c.serve_port, log_level="info", access_log=False)
     return 0
