@@ -380,7 +380,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                     "enabled": r.enabled,
                     "tags": list(r.tags),
                     "owner": r.owner,
-                    "file": r.file,
+                    "file": _relative(r.file, s.rules.rules),
                     "line": r.line,
                 }
                 for r in result.ruleset.rules
@@ -560,6 +560,14 @@ _PUBLIC = ("/healthz", "/readyz", "/login", "/logout", "/docs", "/redoc", "/open
 
 def _public(path: str) -> bool:
     return path in _PUBLIC or path.startswith(("/static/", "/docs/"))
+
+
+def _relative(file: str, root: Path) -> str:
+    """A rule file's name inside the rule directory (no server paths in answers)."""
+    try:
+        return Path(file).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(file).name
 
 
 def _safe_next(target: str) -> str:

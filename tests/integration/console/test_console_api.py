@@ -218,6 +218,9 @@ def test_rules_listed_and_checked(console: Console) -> None:
     r = console.client.get("/api/rules", headers=auth("vic", ("viewer",))).json()
     assert r["ok"] is True
     assert "blocked_merchant" in [x["id"] for x in r["rules"]]
+    files = {x["file"] for x in r["rules"]}
+    assert "denylists.yaml" in files
+    assert not any(f.startswith("/") for f in files)  # no server paths
     good = "rules:\n  - id: big\n    description: big\n    when: amount > 5000\n    score: 0.5\n"
     bad = "rules:\n  - id: big\n    description: big\n    when: amount >> 5000\n    score: 0.5\n"
     ok = console.client.post(

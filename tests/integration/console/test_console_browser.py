@@ -161,6 +161,14 @@ def test_sign_in_triage_an_alert_and_see_the_label(
         expect(page.locator("#alert")).to_have_attribute("data-id", str(third), timeout=10_000)
         expect(page.locator("#toast")).to_contain_text("Marked FRAUD")
         page.screenshot(path=str(shots / "console-after-verdict.png"))
+
+        # the rules page lists the rules in force; an analyst gets no rule editor
+        page.keyboard.press("q")
+        expect(page.locator("#queue")).to_be_visible()
+        page.click("header nav a[href='/rules']")
+        expect(page.locator("table.rules tbody tr").first).to_be_visible()
+        assert page.locator("#propose").count() == 0
+        page.screenshot(path=str(shots / "console-rules.png"))
         browser.close()
 
     with psycopg.connect(database) as c:
