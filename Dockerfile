@@ -25,7 +25,8 @@ LABEL org.opencontainers.image.title="fraudflow" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    FRAUDFLOW_METRICS_PORT=9100
+    FRAUDFLOW_METRICS_PORT=9100 \
+    FRAUDFLOW_METRICS_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 fraudflow \
     && useradd --system --uid 10001 --gid fraudflow --home-dir /app --shell /usr/sbin/nologin fraudflow \
     && install -d -o 10001 -g 10001 /var/lib/fraudflow/recovery

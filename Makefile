@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 test: $(STAMP) lint
+	$(PY) -m tests.support.timescale
 	$(PY) -m pytest
 
 # The console's browser test drives Debian's chromium (Playwright's own browser

@@ -8,7 +8,7 @@ for the curves; rankings for @K metrics break ties by input order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -205,6 +205,110 @@ def card_precision_at_k(
     return out
 
 
+def recall_at_share(y: npt.ArrayLike, score: npt.ArrayLike, share: float) -> float | None:
+    """Share of all frauds among the top ``share`` of rows by score, ties shared out.
+
+    The top ``share * n`` rows are taken; rows tied with the last one taken count
+    in proportion (the expected recall when ties are broken at random), so a
+    binary detector is not favoured or penalised by the order of its rows.
+    None without frauds.
+
+    >>> recall_at_share([1, 0, 1, 0], [0.9, 1.0, 0.5, 0.5], 0.75)
+    0.75
+    """
+    ya, sa = _arrays(y, score)
+    pos = int(ya.sum())
+    if not pos:
+        return None
+    k = min(max(share, 0.0), 1.0) * ya.size
+    _thr, tps, fps = _steps(ya, sa)
+    counts = tps + fps  # rows with score >= each threshold
+    i = int(np.searchsorted(counts, k, side="left"))  # first step reaching k rows
+    if i >= counts.size:
+        return 1.0
+    before_n = counts[i - 1] if i else 0.0
+    before_tp = tps[i - 1] if i else 0.0
+    tied_n, tied_tp = counts[i] - before_n, tps[i] - before_tp
+    return float((before_tp + tied_tp * (k - before_n) / tied_n) / pos)
+
+
+@dataclass(frozen=True)
+class CardRow:
+    """One line of the detector report card.
+
+    ``kind`` is ``ensemble`` (the decision's score), ``detector`` (an entry of
+    ``detector_scores``) or ``rule`` (a rule's hits as a 0/1 score). ``flagged``
+    counts the ensemble's alerts or a rule's hits (None for a detector, which
+    does not alert on its own); the quality figures are None without labels.
+    """
+
+    name: str
+    kind: str
+    flagged: int | None
+    average_precision: float | None
+    roc_auc: float | None
+    recall_at_review: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "flagged": self.flagged,
+            "average_precision": _r(self.average_precision),
+            "roc_auc": _r(self.roc_auc),
+            "recall_at_review": _r(self.recall_at_review),
+        }
+
+
+def report_card(
+    y: npt.ArrayLike | None,
+    score: npt.ArrayLike,
+    *,
+    detectors: Mapping[str, npt.ArrayLike],
+    rules: Sequence[Sequence[str]],
+    alerted: npt.ArrayLike,
+) -> list[CardRow]:
+    """The ensemble, each detector and each rule graded the same way.
+
+    ``y`` None (no labels): alert volume only. The review rate is the share of
+    rows ``alerted`` (tier >= review); each line's recall is taken at that share
+    of its own ranking (:func:`recall_at_share`).
+
+    >>> rows = report_card([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3], detectors={"z": [0, 1, 0, 0]},
+    ...                    rules=[["r"], [], [], []], alerted=[True, False, False, False])
+    >>> [(r.name, r.flagged, r.roc_auc, r.recall_at_review) for r in rows]
+    [('ensemble', 1, 1.0, 1.0), ('z', None, 0.333333..., 0.0), ('rule:r', 1, 1.0, 1.0)]
+    """
+    al = np.asarray(alerted, dtype=bool)
+    share = float(al.mean()) if al.size else 0.0
+    hits: dict[str, FloatArray] = {}
+    for i, ids in enumerate(rules):
+        for rid in ids:
+            hits.setdefault(rid, np.zeros(al.size, dtype=np.float64))[i] = 1.0
+    columns: list[tuple[str, str, int | None, npt.ArrayLike]] = [
+        ("ensemble", "ensemble", int(al.sum()), score),
+        *((name, "detector", None, detectors[name]) for name in sorted(detectors)),
+        *((f"rule:{rid}", "rule", int(h.sum()), h) for rid, h in sorted(hits.items())),
+    ]
+    out: list[CardRow] = []
+    for name, kind, flagged, col in columns:
+        if y is None:
+            out.append(CardRow(name, kind, flagged, None, None, None))
+            continue
+        ya, sa = _arrays(y, col)
+        out.append(
+            CardRow(
+                name,
+                kind,
+                flagged,
+                average_precision(ya, sa),
+                roc_auc(ya, sa),
+                recall_at_share(ya, sa, share),
+            )
+        )
+    return out
+
+
 @dataclass
 class Metrics:
     """Every number of a backtest report."""
@@ -221,6 +325,8 @@ class Metrics:
     rules: dict[str, RuleStats]
     card_precision_at_100: dict[str, float]
     alerts_per_day: dict[str, int] = field(default_factory=dict)
+    card: list[CardRow] = field(default_factory=list)  # the detector report card
+    card_labelled: bool = True  # False: the card shows alert volume only
 
     @property
     def mean_card_precision(self) -> float | None:
@@ -242,6 +348,10 @@ class Metrics:
             "card_precision_at_100": {k: _r(v) for k, v in self.card_precision_at_100.items()},
             "mean_card_precision_at_100": _r(self.mean_card_precision),
             "alerts_per_day": dict(self.alerts_per_day),
+            "report_card": {
+                "labelled": self.card_labelled,
+                "rows": [r.to_dict() for r in self.card],
+            },
         }
 
 
@@ -253,8 +363,12 @@ def compute(
     rules: Sequence[Sequence[str]],
     users: Sequence[str],
     days: Sequence[str],
+    detectors: Mapping[str, npt.ArrayLike] | None = None,
 ) -> Metrics:
-    """All metrics over labelled rows (each argument has one entry per transaction)."""
+    """All metrics over labelled rows (each argument has one entry per transaction).
+
+    ``detectors``: each detector's score per row, for the report card.
+    """
     ya, sa = _arrays(y, score)
     ranks = tier_ranks(tiers)
     alerted = ranks >= 1
@@ -274,6 +388,7 @@ def compute(
         rules=rule_stats(ya, rules),
         card_precision_at_100=card_precision_at_k(ya, sa, users, days, 100),
         alerts_per_day=dict(sorted(per_day.items())),
+        card=report_card(ya, sa, detectors=detectors or {}, rules=rules, alerted=alerted),
     )
 
 

@@ -52,6 +52,7 @@ def tables(m: Metrics) -> dict[str, Table]:
                 ["mean card precision@100 per day", _fmt(m.mean_card_precision)],
             ],
         ),
+        "Report card": card_table(m),
         "Tiers": (
             ["threshold", "flagged", "true positives", "precision", "recall", "F1"],
             [
@@ -79,6 +80,42 @@ def tables(m: Metrics) -> dict[str, Table]:
         ),
     }
     return out
+
+
+def card_table(m: Metrics) -> Table:
+    """Per detector, rule and the ensemble: AP, ROC AUC, recall at the review rate, flagged.
+
+    Without labels only the alert volume (ensemble alerts, rule hits) is shown.
+    """
+    if not m.card_labelled:
+        return (
+            ["detector (no labels: alert volume only)", "kind", "flagged"],
+            [[r.name, r.kind, _fmt(r.flagged)] for r in m.card if r.flagged is not None],
+        )
+    n = max(m.transactions, 1)
+    return (
+        [
+            "detector",
+            "kind",
+            "average precision",
+            "ROC AUC",
+            f"recall at review rate {_fmt(m.alert_rate)}",
+            "flagged",
+            "flagged share",
+        ],
+        [
+            [
+                r.name,
+                r.kind,
+                _fmt(r.average_precision),
+                _fmt(r.roc_auc),
+                _fmt(r.recall_at_review),
+                _fmt(r.flagged),
+                "-" if r.flagged is None else f"{r.flagged / n:.2%}",
+            ]
+            for r in m.card
+        ],
+    )
 
 
 def plots(m: Metrics, y: Sequence[int], score: Sequence[float]) -> dict[str, bytes]:
@@ -130,7 +167,8 @@ def plots(m: Metrics, y: Sequence[int], score: Sequence[float]) -> dict[str, byt
         if sel.size:
             ax.hist(sel, bins=bins, alpha=0.6, density=True, label=f"{name} ({sel.size:,})")
     ax.set(xlabel="score", ylabel="density", title="Score by label")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # nothing to name without labelled rows
+        ax.legend()
     save("score_histogram.png", fig)
     return out
 

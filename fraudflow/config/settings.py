@@ -25,7 +25,10 @@ from typing import Any
 
 import yaml
 
+from fraudflow.records import dead_letter_max_bytes
+
 ENV_PREFIX = "FRAUDFLOW_"
+KAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "default"
 
 
@@ -105,6 +108,14 @@ class KafkaSettings:
         metadata={"doc": "extra librdkafka settings (k=v,k=v), passed through untouched"},
     )
     sasl_password: Secret | None = _opt(None, "SASL password (environment only)", secret=True)
+    dlq_max_payload_bytes: int = _opt(
+        16384, "bytes of a bad record's value and key copied into its dead letter (0 = none)"
+    )
+
+    def __repr__(self) -> str:  # librdkafka pass-through values with secret-like keys masked
+        fields = dataclasses.fields(self)
+        shown = ", ".join(f"{f.name}={masked(getattr(self, f.name))!r}" for f in fields)
+        return f"KafkaSettings({shown})"
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,10 @@ class FeatureSettings:
     zscore_warmup: int = _opt(5, "transactions a user needs before z-score/IQR/hour scores count")
     trusted_travel_kmh: float = _opt(
         900.0, "a location implying faster travel is not kept as the user's last location"
+    )
+    max_event_ahead: timedelta = _opt(
+        timedelta(minutes=5),
+        "a record further ahead of the flow's clock moves the user's clock only to that clock",
     )
 
 
@@ -200,9 +215,21 @@ class SinkSettings:
         None, "Redis URL; the user-profile sink is on when set", secret=True
     )
     metrics_port: int | None = _opt(None, "serve Prometheus /metrics on this port")
+    metrics_host: str = _opt(
+        "127.0.0.1", "address /metrics binds to (0.0.0.0: every interface, as in k8s)"
+    )
     profile_ttl: timedelta = _opt(timedelta(days=7), "TTL of a user's Redis profile hash")
     redis_key_prefix: str = _opt("fraudflow:profile:", "Redis key of a profile: prefix + user_id")
     sink_retry_limit: timedelta = _opt(timedelta(seconds=60), "sinks retry a down store this long")
+    pseudonymize_key: Secret | None = _opt(
+        None,
+        "key of the HMAC-SHA256 that replaces user_id/device_id/ip in alerts and dead letters "
+        "(on when set; environment or file only, >= 16 characters)",
+        secret=True,
+    )
+    dlq_payload_with_pseudonyms: bool = _opt(
+        False, "with pseudonymize_key set, still copy the payload into dead letters"
+    )
 
 
 @dataclass(frozen=True)
@@ -285,10 +312,34 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"model.{name}: must be >= {low}")
     if s.features.max_events_per_user < 2 or s.features.recent_set_size < 1:
         raise ConfigError("features: max_events_per_user >= 2 and recent_set_size >= 1 required")
+    if s.features.max_event_ahead.total_seconds() < 0:
+        raise ConfigError("features.max_event_ahead: must be >= 0")
     if s.validation.max_message_bytes < 64:
         raise ConfigError("validation.max_message_bytes: must be >= 64")
     if s.recovery.snapshot_interval.total_seconds() <= 0:
         raise ConfigError("recovery.snapshot_interval: must be positive")
+    _check_outputs(s)
+
+
+def _check_outputs(s: Settings) -> None:
+    """A dead letter of any input must fit the producer's ``message.max.bytes``."""
+    n = s.kafka.dlq_max_payload_bytes
+    raw = s.kafka.kafka_config.get("message.max.bytes", str(KAFKA_MESSAGE_MAX_BYTES))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ConfigError("kafka.kafka_config: message.max.bytes must be an integer") from None
+    need = dead_letter_max_bytes(n) + 1024  # + librdkafka's per-message overhead
+    if n < 0:
+        raise ConfigError("kafka.dlq_max_payload_bytes: must be >= 0")
+    if need > limit:
+        raise ConfigError(
+            f"kafka.dlq_max_payload_bytes: {n} gives dead letters up to {need} bytes, "
+            f"above message.max.bytes {limit}; lower it (0 = no payload)"
+        )
+    key = s.sinks.pseudonymize_key
+    if key is not None and len(key.reveal()) < 16:
+        raise ConfigError("sinks.pseudonymize_key: must have at least 16 characters")
 
 
 ENTITY_FIELDS = (
@@ -446,7 +497,83 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
             name = key[len(ENV_PREFIX) :].lower()
             if name in FIELDS:
                 out[name] = value
+    out.update(secret_files(environ, set(out)))
     return out
+
+
+def secret_files(environ: Mapping[str, str], given: set[str]) -> dict[str, str]:
+    """``FRAUDFLOW_<SECRET>_FILE=path``: a secret setting read from a file (the Docker and
+    Kubernetes secrets convention), one trailing newline removed. Errors name the
+    variable and the path, never the content."""
+    out = {}
+    for name, (_sec, f) in FIELDS.items():
+        var = f"{ENV_PREFIX}{name.upper()}_FILE"
+        if not f.metadata.get("secret") or not environ.get(var):
+            continue
+        if name in given:
+            raise ConfigError(f"environment: both {ENV_PREFIX}{name.upper()} and {var} are set")
+        try:
+            text = Path(environ[var]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"environment: {var}: cannot read {environ[var]}: {type(exc).__name__}"
+            ) from None
+        out[name] = text[:-1] if text.endswith("\n") else text
+        out[name] = out[name][:-1] if out[name].endswith("\r") else out[name]
+    return out
+
+
+_SECRET_KEY = re.compile(r"password|secret|passwd|token|credential|(^|[._])key([._]|$)", re.I)
+_DSN_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)|(password\s*=\s*)('[^']*'|\S*)", re.I)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a setting or librdkafka key names a secret (``*password*``, ``*secret*``,
+    ``*.key*``...).
+
+    >>> [is_secret_key(k) for k in ("sasl.password", "ssl.key.location", "ssl_key", "keys")]
+    [True, True, True, False]
+    """
+    return bool(_SECRET_KEY.search(key))
+
+
+def _mask_dsn(m: re.Match[str]) -> str:
+    return m.group(1) + "***" + m.group(3) if m.group(1) else m.group(4) + "***"
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """``value`` as it may be printed: a ``Secret`` (or a value under a secret-like
+    ``key``) gives ``***``, a mapping (librdkafka pass-through) is masked key by key, and
+    a password inside any DSN/URL text is masked.
+
+    >>> masked({"sasl.password": "pw", "acks": "all"})
+    {'sasl.password': '***', 'acks': 'all'}
+    >>> masked("x://u:pw@h"), masked(Secret("pw"))
+    ('x://u:***@h', '***')
+    """
+    if value is None:
+        return None
+    if isinstance(value, Secret) or (key and is_secret_key(key)):
+        return "***"
+    if isinstance(value, Mapping):
+        return {str(k): masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(masked(v) for v in value)
+    if isinstance(value, str):
+        return _DSN_PASSWORD.sub(_mask_dsn, value)
+    return value
+
+
+def _shown(v: Any) -> str:
+    return ",".join(_fmt(x) for x in v) if isinstance(v, tuple) else _fmt(v)
+
+
+def masked_lines(s: Settings) -> list[str]:
+    """``section.name = value`` for every setting, secrets masked (``config --check``)."""
+    return [
+        f"{sec}.{name} = {_shown(masked(getattr(getattr(s, sec), name)))}"
+        for name, (sec, _f) in FIELDS.items()
+    ]
 
 
 def load_settings(
@@ -490,7 +617,7 @@ def _fmt(v: Any) -> str:
             if secs >= size and secs % size == 0:
                 return f"{int(secs // size)}{unit}"
         return f"{secs:g}s"
-    if isinstance(v, types.MappingProxyType):
+    if isinstance(v, types.MappingProxyType | dict):
         return ",".join(f"{k}={x}" for k, x in v.items()) or "{}"
     if isinstance(v, Path) and v == DEFAULT_RULES_DIR:
         return "<bundled rules>"

@@ -6,20 +6,35 @@ password comes from the environment only (``FRAUDFLOW_SASL_PASSWORD``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from bytewax.connectors.kafka import KafkaSource
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    KafkaError,
+    KafkaException,
+    Producer,
+)
 from confluent_kafka.admin import AdminClient
 
 from fraudflow.config.settings import ConfigError, KafkaSettings
+from fraudflow.records import PLAIN, OutputPolicy
+from fraudflow.sinks import metrics
+
+log = logging.getLogger(__name__)
+
+# errors that say this one record is too large (producer side or broker side)
+_TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
 
 
 class KafkaRecord(Protocol):
-    """What the sink writes: a JSON encoding and the user it is keyed by."""
+    """What the sink writes: a JSON encoding and the key, under an output policy."""
 
-    def to_json(self) -> bytes: ...
+    def to_json(self, policy: OutputPolicy = ...) -> bytes: ...
+    def key_bytes(self, policy: OutputPolicy = ...) -> bytes | None: ...
 
 
 def client_config(k: KafkaSettings) -> dict[str, str]:
@@ -73,27 +88,63 @@ def topic_source(k: KafkaSettings, topic: str) -> KafkaSource:
 
 
 class _RecordPartition(StatelessSinkPartition[Any]):
-    def __init__(self, producer: Producer, topic: str) -> None:
+    """Produces records; one too large for the producer or broker never fails the batch.
+
+    Such a record is sent again without payload (``OutputPolicy.without_payload``:
+    a dead letter keeps its code, source, lengths and digests); if even that is
+    too large it is logged and counted (``fraudflow_sink_records_dropped``), not
+    retried. Any other delivery error fails the batch, as before.
+    """
+
+    def __init__(self, producer: Producer, topic: str, policy: OutputPolicy) -> None:
         self._producer = producer
         self._topic = topic
+        self._policy = policy
         self._errors: list[str] = []
+        self._too_large: list[Any] = []
 
-    def _delivered(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self._errors.append(str(err))
+    def _send(self, item: Any, policy: OutputPolicy) -> None:
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is None:
+                return
+            if err.code() in _TOO_LARGE:
+                self._too_large.append(item)
+            else:
+                self._errors.append(str(err))
+
+        value, key = item.to_json(policy), item.key_bytes(policy)
+        while True:
+            try:
+                self._producer.produce(self._topic, value=value, key=key, on_delivery=delivered)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                if exc.args[0].code() not in _TOO_LARGE:
+                    raise
+                self._too_large.append(item)
+                return
 
     def write_batch(self, items: list[Any]) -> None:
-        produce = self._producer.produce
         for item in items:
-            key = item.key_bytes()
-            while True:
-                try:
-                    produce(self._topic, value=item.to_json(), key=key, on_delivery=self._delivered)
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)
+            self._send(item, self._policy)
         # at-least-once: the batch is on the broker before the epoch can close
         self._producer.flush()
+        if self._too_large:
+            retry, self._too_large = self._too_large, []
+            bare = self._policy.without_payload()
+            for item in retry:
+                self._send(item, bare)
+            self._producer.flush()
+            dropped, self._too_large = len(self._too_large), []
+            log.warning(
+                "%d records for topic %r were too large: %d sent without payload, %d dropped",
+                len(retry),
+                self._topic,
+                len(retry) - dropped,
+                dropped,
+            )
+            metrics.sink_oversize(self._topic, len(retry) - dropped, dropped)
         if self._errors:
             errors, self._errors = self._errors, []
             msg = f"Kafka delivery to {self._topic!r} failed for {len(errors)} records: {errors[0]}"
@@ -104,12 +155,14 @@ class _RecordPartition(StatelessSinkPartition[Any]):
 
 
 class KafkaRecordSink(DynamicSink[Any]):
-    """Write alerts or dead letters as JSON, keyed by user id."""
+    """Write alerts or dead letters as JSON, keyed by user id, under an output policy
+    (payload size, pseudonyms: see docs/pii.md)."""
 
-    def __init__(self, k: KafkaSettings, topic: str) -> None:
+    def __init__(self, k: KafkaSettings, topic: str, policy: OutputPolicy = PLAIN) -> None:
         self._conf = client_config(k)
         self._topic = topic
+        self._policy = policy
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordPartition:
         conf: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False, **self._conf}
-        return _RecordPartition(Producer(conf), self._topic)
+        return _RecordPartition(Producer(conf), self._topic, self._policy)

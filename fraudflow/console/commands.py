@@ -11,7 +11,7 @@ from typing import Any
 
 from fraudflow.config.settings import ConfigError, parse_duration
 from fraudflow.console.auth import ROLES, mint_token
-from fraudflow.tools.common import add_settings_flags, fail, settings_from_args
+from fraudflow.tools.common import add_settings_flags, fail, settings_from_args, warn_secret_flags
 
 SERVE_FLAGS = (
     "postgres_dsn",
@@ -69,6 +69,7 @@ def serve_main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    warn_secret_flags(args)
     try:
         settings = settings_from_args(args, SERVE_FLAGS)
         # FastAPI and uvicorn are loaded by `serve` only, as cli.py loads each command's

@@ -49,12 +49,31 @@ Scored = FeatureRow | DeadLetter | Label
 class ShardState:
     """Everything one shard (one input partition) remembers: its users and its model."""
 
-    __slots__ = ("model", "seen", "users")
+    __slots__ = ("clock", "model", "seen", "users")
 
     def __init__(self) -> None:
         self.users: dict[str, UserState] = {}
         self.seen: dict[str, float] = {}  # wall-clock last activity per user, for expiry
         self.model: HstShard | None = None
+        # replays: the shard's clock in event time
+        self.clock = float("-inf")
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.clock = float("-inf")  # a snapshot from before the event clock has none
+        for name, value in state[1].items():
+            setattr(self, name, value)
+
+    def event_clock(self, txn: Transaction, ahead: float) -> float:
+        """The shard's clock in event time (replays) for ``txn``, then moved by it.
+
+        It starts at the first record's event time and follows the newest
+        event time, but one record moves it at most ``ahead`` forward, so a
+        record dated far ahead cannot drag it along (a gap in traffic is
+        caught up ``ahead`` per record).
+        """
+        ref = txn.ts if self.clock == float("-inf") else self.clock
+        self.clock = max(ref, min(txn.ts, ref + ahead))
+        return ref
 
 
 class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
@@ -77,7 +96,10 @@ class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
         state: ShardState | None,
         keep: bool,
         stats: RunStats,
+        *,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock  # None: the shard's own event time bounds event times (replays)
         self.stats = stats
         self.key: str | None = None
         self.fp = fp
@@ -91,6 +113,7 @@ class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
         st, fp = self.state, self.fp
         users, seen = st.users, st.seen
         now = time.time()
+        clock = None if self.clock is None else self.clock()
         out: list[Scored] = []
         rows: list[FeatureRow] = []
         for txn in values:
@@ -98,7 +121,9 @@ class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
                 out.append(txn)
                 continue
             uid = txn.user_id
-            users[uid], res = user_step(users.get(uid), txn, fp)
+            ref = st.event_clock(txn, fp.ahead) if clock is None else clock
+            users[uid], res = user_step(users.get(uid), txn, fp, ref)
+            txn.raw = None  # only a dead letter needs the bytes past this step
             seen[uid] = now
             out.append(res)
             if type(res) is FeatureRow:
@@ -243,12 +268,15 @@ def build_flow(
 
     def parse_batch(msgs: list[Any]) -> list[Transaction | Label | DeadLetter]:
         now = clock()
-        out: list[Transaction | Label | DeadLetter] = [
-            parse_label(m, vset, now)
-            if interleaved and looks_like_label(m)
-            else parse_message(m, vset, now, require_key=require_key)
-            for m in msgs
-        ]
+        out: list[Transaction | Label | DeadLetter] = []
+        for m in msgs:
+            if interleaved and looks_like_label(m):
+                out.append(parse_label(m, vset, now))
+                continue
+            res = parse_message(m, vset, now, require_key=require_key)
+            if type(res) is Transaction:
+                res.raw = m.value  # for a duplicate's dead letter; cleared by the score step
+            out.append(res)
         stats.received(len(msgs))
         return out
 
@@ -258,7 +286,14 @@ def build_flow(
         return [parse_label(m, vset, now) for m in msgs]
 
     def shard_builder(resume: bytes | None) -> ShardLogic:
-        return ShardLogic(fparams, settings.model, _restore(resume), keep_state, stats)
+        return ShardLogic(
+            fparams,
+            settings.model,
+            _restore(resume),
+            keep_state,
+            stats,
+            clock=None if io.event_clock else clock,
+        )
 
     def decide_batch(rows: list[FeatureRow]) -> list[Decision]:
         ruleset = rules.current()

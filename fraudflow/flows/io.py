@@ -29,3 +29,6 @@ class FlowIO:
     stats: RunStats = field(default_factory=RunStats)
     labels: Source[Any] | None = None  # the labels topic (used when feedback is on)
     interleaved_labels: bool = False  # the source carries labels among transactions (replays)
+    # the clock that bounds event time (features.max_event_ahead): False, ``clock``
+    # (live runs); True, each shard's own event time (replays of recorded data)
+    event_clock: bool = False

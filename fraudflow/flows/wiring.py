@@ -8,36 +8,83 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import redis
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
-from bytewax.outputs import Sink
-from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.outputs import DynamicSink, Sink
+from bytewax.recovery import RecoveryConfig
+from psycopg.conninfo import conninfo_to_dict
 
 from fraudflow.config.settings import ConfigError, Settings
 from fraudflow.connectors.kafka import KafkaRecordSink, labels_source, transactions_source
 from fraudflow.flows.io import FlowIO
-from fraudflow.records import Decision
+from fraudflow.flows.recovery_dir import prepare_recovery_dir
+from fraudflow.records import DeadLetter, Decision, OutputPolicy
 from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.redis_profiles import RedisProfileSink
 
 log = logging.getLogger(__name__)
 
 
-def store_sinks(settings: Settings) -> list[tuple[str, Sink[Decision]]]:
-    """PostgreSQL and Redis sinks, each on when its setting is given."""
+def store_sinks(
+    settings: Settings, dead_letters: DynamicSink[DeadLetter] | None = None
+) -> list[tuple[str, Sink[Decision]]]:
+    """PostgreSQL and Redis sinks, each on when its setting is given; decisions a store
+    refuses for their content go to ``dead_letters``."""
     sinks: list[tuple[str, Sink[Decision]]] = []
     s = settings.sinks
+    check_dsns(settings)
     if s.postgres_dsn is not None:
-        applied = migrate(s.postgres_dsn)
+        applied = migrate(s.postgres_dsn, retry_limit=s.sink_retry_limit)
         if applied:
             log.info("applied PostgreSQL migrations: %s", ", ".join(applied))
-        sinks.append(("postgres", PostgresSink(s.postgres_dsn, retry_limit=s.sink_retry_limit)))
+        pg = PostgresSink(s.postgres_dsn, retry_limit=s.sink_retry_limit, dead_letters=dead_letters)
+        sinks.append(("postgres", pg))
     if s.redis_url is not None:
         sink = RedisProfileSink(
-            s.redis_url, s.profile_ttl, s.sink_retry_limit, key_prefix=s.redis_key_prefix
+            s.redis_url,
+            s.profile_ttl,
+            s.sink_retry_limit,
+            key_prefix=s.redis_key_prefix,
+            dead_letters=dead_letters,
         )
         sinks.append(("redis", sink))
     return sinks
+
+
+def output_policy(settings: Settings) -> OutputPolicy:
+    """How alerts and dead letters leave the flow: payload size and pseudonyms (docs/pii.md)."""
+    key = settings.sinks.pseudonymize_key
+    return OutputPolicy(
+        max_payload_bytes=settings.kafka.dlq_max_payload_bytes,
+        pseudonymize_key=None if key is None else key.reveal().encode("utf-8"),
+        payload_with_pseudonyms=settings.sinks.dlq_payload_with_pseudonyms,
+    )
+
+
+def check_dsns(settings: Settings) -> None:
+    """Parse the DSN and the URL before any connection, so that a malformed one fails at
+    start with an error that names the setting and never echoes any part of the value
+    (psycopg's and redis's parse errors quote the text around the fault: the password)."""
+    s = settings.sinks
+    if s.postgres_dsn is not None:
+        try:
+            conninfo_to_dict(s.postgres_dsn.reveal())
+        except psycopg.Error:
+            raise ConfigError(
+                "sinks.postgres_dsn: not a valid PostgreSQL DSN (value not shown); use "
+                "postgresql://USER@HOST:PORT/DB or 'host=... dbname=...', with the password "
+                "percent-encoded in a URL"
+            ) from None
+    if s.redis_url is not None:
+        try:
+            redis.Redis.from_url(s.redis_url.reveal()).close()
+        except (ValueError, TypeError):
+            raise ConfigError(
+                "sinks.redis_url: not a valid Redis URL (value not shown); use "
+                "redis://[:PASSWORD@]HOST:PORT/DB, rediss:// or unix://"
+            ) from None
 
 
 def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = ()) -> FlowIO:
@@ -46,24 +93,25 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
     k = settings.kafka
     if not k.brokers:
         raise ConfigError("kafka.brokers: no brokers given (--brokers or FRAUDFLOW_BROKERS)")
+    policy = output_policy(settings)
+    dead_letters = KafkaRecordSink(k, k.dlq_topic, policy)
     return FlowIO(
         source=transactions_source(k),
-        alerts=KafkaRecordSink(k, k.alerts_topic),
-        dead_letters=KafkaRecordSink(k, k.dlq_topic),
-        decisions=[*store_sinks(settings), *extra],
+        alerts=KafkaRecordSink(k, k.alerts_topic, policy),
+        dead_letters=dead_letters,
+        decisions=[*store_sinks(settings, dead_letters), *extra],
         require_key=True,
         labels=labels_source(k) if settings.feedback.feedback else None,
     )
 
 
 def recovery_config(settings: Settings, partitions: int = 1) -> RecoveryConfig | None:
-    """Recovery on when a directory is set; partitions are created on first start."""
+    """Recovery on when a directory is set; partitions are created atomically on first
+    start, and a store left half-made by an interrupted first start is rebuilt."""
     d: Path | None = settings.recovery.recovery_dir
     if d is None:
         return None
-    d.mkdir(parents=True, exist_ok=True)
-    if not any(d.glob("part-*.sqlite3")):
-        init_db_dir(d, partitions)
+    prepare_recovery_dir(d, partitions)
     return RecoveryConfig(str(d))
 
 

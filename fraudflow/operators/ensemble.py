@@ -156,7 +156,7 @@ def decide(
     contributions.sort(key=lambda r: (-r.contribution, r.code))
     txn = row.txn
     return Decision(
-        alert_id=alert_id(txn.transaction_id, model_ver, rules_version),
+        alert_id=alert_id(txn.user_id, txn.transaction_id, model_ver, rules_version),
         txn=txn,
         score=score if math.isfinite(score) else 1.0,
         tier=tier,

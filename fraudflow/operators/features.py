@@ -9,14 +9,26 @@ Event-time policy (docs/event-time.md):
   ``allowed_lateness`` is inserted in event-time order; its window features
   count the events at or before its own time;
 - an older record is *late*: it is scored against the current state, flagged
-  ``late`` (a feature rules can use, counted in metrics) and not learned from.
+  ``late`` (a feature rules can use, counted in metrics) and not learned from;
+- a record more than ``max_event_ahead`` ahead of the flow's clock is scored
+  and learned from as usual, but moves the user's clock (the newest event
+  time, against which lateness is judged) only up to the flow's clock, so it
+  cannot make the user's later real-time records late;
+- a transaction id seen again for the user within ``duplicate_horizon`` of the
+  user's event time is a duplicate (ids of late, ahead and duplicate records
+  are remembered too);
 - a gap longer than ``idle_ttl`` in event time starts the user afresh, the
   same as wall-clock expiry does in a live flow.
+
+Arithmetic stays finite for every finite amount (sums saturate at the
+largest float instead of overflowing), so one extreme value cannot crash
+the step.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +54,8 @@ NO_PREV = 1e9
 UNUSUAL_HOUR_SHARE = 0.03
 DAY = 86400.0
 EARTH_KM = 6371.0088
+MAX_FLOAT = sys.float_info.max
+MAX_LOG = math.log1p(MAX_FLOAT)  # expm1 of anything above overflows
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,8 @@ class FeatureParams:
 
     windows: tuple[tuple[str, str, float], ...]  # (count name, sum name, seconds)
     retention: float
+    horizon: float  # duplicate horizon
+    ahead: float  # max_event_ahead
     lateness: float
     idle: float
     max_events: int
@@ -63,10 +79,12 @@ class FeatureParams:
             (f"count_{window_label(w)}", f"sum_{window_label(w)}", w.total_seconds())
             for w in f.windows
         )
-        retention = max([w for _, _, w in ws] + [v.duplicate_horizon.total_seconds(), DAY])
+        retention = max([w for _, _, w in ws] + [DAY])
         return cls(
             windows=ws,
             retention=retention,
+            horizon=v.duplicate_horizon.total_seconds(),
+            ahead=f.max_event_ahead.total_seconds(),
             lateness=f.allowed_lateness.total_seconds(),
             idle=f.idle_ttl.total_seconds(),
             max_events=f.max_events_per_user,
@@ -106,6 +124,19 @@ def iqr_score(excess: float) -> float:
     return 1.0 - math.exp(-(excess - 1.5) / 1.5) if excess > 1.5 else 0.0
 
 
+def window_sum(amounts: Any, amount: float) -> float:
+    """``fsum(amounts) + amount``, saturating at the largest float instead of overflowing.
+
+    >>> window_sum([1e308, 1e308], 1e308) == MAX_FLOAT, window_sum([0.1, 0.2], 0.3)
+    (True, 0.6000000000000001)
+    """
+    try:
+        total = math.fsum(amounts) + amount
+    except OverflowError:  # amounts are >= 0: the exact sum is above the largest float
+        return MAX_FLOAT
+    return total if total <= MAX_FLOAT else MAX_FLOAT
+
+
 def _quantile(sorted_xs: list[float], q: float) -> float:
     pos = q * (len(sorted_xs) - 1)
     lo = int(pos)
@@ -126,18 +157,27 @@ def hour_of(ts: float) -> int:
 
 
 def user_step(
-    state: UserState | None, txn: Transaction, p: FeatureParams
+    state: UserState | None, txn: Transaction, p: FeatureParams, now: float | None = None
 ) -> tuple[UserState, FeatureRow | DeadLetter]:
-    """Compute the features of ``txn`` from the user's history, then learn from it."""
+    """Compute the features of ``txn`` from the user's history, then learn from it.
+
+    ``now`` is the flow's clock (docs/event-time.md): a record more than
+    ``p.ahead`` after it moves the user's clock only to ``now``. None: no
+    clock (pure tests and benchmarks).
+    """
     t = txn.ts
-    if state is None or t - state.last_ts > p.idle:
+    # the event time this record may move the user's clock to
+    clock_t = t if now is None or t <= now + p.ahead else now
+    if state is None or clock_t - state.last_ts > p.idle:
         state = UserState(p.set_size)
     id_hash = stable_hash(txn.transaction_id)
-    if id_hash in state.ev_id:
+    seen_at = clock_t  # (remember_id keeps these non-decreasing)
+    if id_hash in state.ids:
+        state.remember_id(id_hash, seen_at)
         return state, DeadLetter(
             code="duplicate",
             message="transaction_id was already seen for this user within the duplicate horizon",
-            value=None,
+            value=txn.raw,
             key=txn.user_id.encode("utf-8"),
             topic=txn.topic,
             partition=txn.partition,
@@ -145,6 +185,7 @@ def user_step(
             dead_at=t,
             step="features",
         )
+    state.remember_id(id_hash, seen_at)
     late = t < state.last_ts - p.lateness
     amount = txn.amount
     log_amt = math.log1p(amount)
@@ -157,7 +198,7 @@ def user_step(
     for count_name, sum_name, w in p.windows:
         lo = bisect_right(ev_ts, t - w, 0, hi)
         f[count_name] = hi - lo + 1
-        f[sum_name] = math.fsum(ev_amt[lo:hi]) + amount
+        f[sum_name] = window_sum(ev_amt[lo:hi], amount)
     secs_since_prev = t - ev_ts[hi - 1] if hi > 0 else NO_PREV
 
     # per-user amount detectors, against the history before this record
@@ -220,7 +261,7 @@ def user_step(
         hour=hour,
         txn_count=n,
         secs_since_prev=secs_since_prev,
-        amount_mean=math.expm1(state.mean) if n else 0.0,
+        amount_mean=min(math.expm1(min(state.mean, MAX_LOG)), MAX_FLOAT) if n else 0.0,
         amount_z=amount_z,
         amount_iqr_excess=iqr_excess,
         new_merchant=new[MERCHANT],
@@ -242,8 +283,8 @@ def user_step(
     )
 
     if not late:
-        state.insert_event(t, amount, id_hash)
-        state.last_ts = max(state.last_ts, t)
+        state.insert_event(t, amount)
+        state.last_ts = max(state.last_ts, clock_t)
         state.prune(state.last_ts - p.retention, p.max_events)
         state.add_amount(log_amt, RECENT_AMOUNTS)
         hours[hour] += 1
@@ -257,4 +298,5 @@ def user_step(
             and (state.geo is None or t >= state.geo[2])
         ):
             state.geo = (txn.lat, txn.lon, t)
+    state.forget_ids(state.last_ts - p.horizon)
     return state, FeatureRow(txn, f)

@@ -7,6 +7,7 @@ account for every record: received = valid + dead-lettered.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime
@@ -50,6 +51,7 @@ ERROR_CODES = (
     "empty_key",
     "key_mismatch",
     "duplicate",
+    "duplicate_key",
     "label_unknown_transaction",
     "label_expired",
 )
@@ -58,6 +60,27 @@ _ID_MAX = 128
 _OPT_MAX = 256
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+# C0 controls (NUL included), DEL and C1 controls: PostgreSQL text refuses NUL, and
+# none of them has a use in an id; rejected in every string field
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# JSON strings cannot hold raw C0 controls (parsers refuse them): a decoded string
+# has one only through an escape (a backslash), DEL raw, or a C1 control raw
+# (UTF-8 C2 80..C2 9F). A message without these needs no per-field check.
+_RAW_C1 = re.compile(rb"\xc2[\x80-\x9f]")
+
+
+def _may_hold_control(value: bytes) -> bool:
+    """False when no decoded string of this JSON can hold a control character.
+
+    Three byte searches (fast) and a regex only when a ``C2`` byte is there.
+    """
+    return (
+        b"\\" in value
+        or b"\x7f" in value
+        or (b"\xc2" in value and _RAW_C1.search(value) is not None)
+    )
+
+
 _OPTIONAL_STR = ("merchant_id", "merchant_category", "payment_method", "device_id", "channel", "ip")
 
 
@@ -74,7 +97,7 @@ def _kind(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
-def _required_str(obj: dict[str, Any], name: str) -> str:
+def _required_str(obj: dict[str, Any], name: str, controls: bool = True) -> str:
     if name not in obj or obj[name] is None:
         raise Invalid("missing_field", f"required field {name!r} is missing")
     v = obj[name]
@@ -84,10 +107,22 @@ def _required_str(obj: dict[str, Any], name: str) -> str:
         raise Invalid(
             "bad_value", f"field {name!r} must have 1..{_ID_MAX} characters, got {len(v)}"
         )
+    if controls:
+        _no_control(v, name)
     return v
 
 
-def _optional_str(obj: dict[str, Any], name: str) -> str | None:
+def _no_control(v: str, name: str) -> None:
+    m = _CONTROL.search(v)
+    if m is not None:
+        raise Invalid(
+            "bad_value",
+            f"field {name!r} contains control character U+{ord(m.group()):04X} "
+            f"at position {m.start()}",
+        )
+
+
+def _optional_str(obj: dict[str, Any], name: str, controls: bool = True) -> str | None:
     v = obj.get(name)
     if v is None:
         return None
@@ -95,13 +130,15 @@ def _optional_str(obj: dict[str, Any], name: str) -> str | None:
         raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
     if len(v) > _OPT_MAX:
         raise Invalid("bad_value", f"field {name!r} is longer than {_OPT_MAX} characters")
+    if controls:
+        _no_control(v, name)
     return v or None
 
 
 def _number(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise Invalid("bad_type", f"field {name!r} must be a number, got {_kind(v)}")
-    f = float(v)
+    f = float(v) + 0.0  # -0.0 becomes 0.0
     if not math.isfinite(f):
         raise Invalid(
             "bad_amount" if name == "amount" else "bad_value", f"field {name!r} is not finite"
@@ -154,20 +191,26 @@ def _time_field(obj: dict[str, Any], name: str, settings: ValidationSettings, no
     return ts
 
 
-def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: float) -> Transaction:
-    """Check one decoded JSON object; raises Invalid naming the field on failure."""
-    transaction_id = _required_str(obj, "transaction_id")
-    user_id = _required_str(obj, "user_id")
+def validate_object(
+    obj: dict[str, Any], settings: ValidationSettings, now: float, *, controls: bool = True
+) -> Transaction:
+    """Check one decoded JSON object; raises Invalid naming the field on failure.
+
+    ``controls=False`` skips the control-character checks, for a caller that
+    knows the raw message cannot hold one (see ``_may_hold_control``).
+    """
+    transaction_id = _required_str(obj, "transaction_id", controls)
+    user_id = _required_str(obj, "user_id", controls)
     if "amount" not in obj or obj["amount"] is None:
         raise Invalid("missing_field", "required field 'amount' is missing")
     amount = _number(obj["amount"], "amount")
     if amount < 0:
         raise Invalid("bad_amount", "field 'amount' is negative")
     ts = _time_field(obj, "timestamp", settings, now)
-    currency = _optional_str(obj, "currency") or settings.default_currency
+    currency = _optional_str(obj, "currency", controls) or settings.default_currency
     if not _CURRENCY.fullmatch(currency):
         raise Invalid("bad_value", "field 'currency' must be an ISO 4217 code like 'USD'")
-    country = _optional_str(obj, "country")
+    country = _optional_str(obj, "country", controls)
     if country is not None and not _COUNTRY.fullmatch(country):
         raise Invalid("bad_value", "field 'country' must be an ISO 3166 alpha-2 code like 'DE'")
     lat, lon = obj.get("lat"), obj.get("lon")
@@ -177,7 +220,7 @@ def validate_object(obj: dict[str, Any], settings: ValidationSettings, now: floa
         lat, lon = _number(lat, "lat"), _number(lon, "lon")
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise Invalid("bad_value", "fields 'lat'/'lon' are out of range")
-    opt = [_optional_str(obj, n) for n in _OPTIONAL_STR]
+    opt = [_optional_str(obj, n, controls) for n in _OPTIONAL_STR]
     return Transaction(
         transaction_id=transaction_id,
         user_id=user_id,
@@ -214,7 +257,53 @@ def _decode(value: bytes | None, settings: ValidationSettings) -> dict[str, Any]
         raise Invalid("bad_json", f"value is not JSON: {exc.msg} at {exc.pos}") from None
     if not isinstance(obj, dict):
         raise Invalid("not_object", f"value must be a JSON object, got {_kind(obj)}")
+    if _may_have_duplicate_keys(value, obj):
+        _check_duplicate_keys(value)
     return obj
+
+
+def _may_have_duplicate_keys(value: bytes, obj: dict[str, Any]) -> bool:
+    """False when the message certainly has no repeated key, at any depth (the fast path).
+
+    Every key/value pair has one ``:`` outside strings, so without escapes the
+    colons in the raw bytes are the pairs plus the colons inside strings. A flat
+    object whose only colons in strings are those of ``timestamp`` and ``ip``
+    has exactly ``len(obj)`` + those colons; any repeated key (which orjson
+    silently drops) adds one. Anything else goes to the exact check.
+    """
+    extra = value.count(b":") - len(obj)
+    if extra == 0:
+        return False
+    if b"\\" in value:
+        return True
+    ts = obj.get("timestamp", obj.get("reported_at"))
+    if type(ts) is str:
+        extra -= ts.count(":")
+        if extra == 0:
+            return False
+    ip = obj.get("ip")
+    if type(ip) is str:
+        extra -= ip.count(":")
+    return extra != 0
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise Invalid("duplicate_key", f"key {name[:64]!r} appears more than once")
+            seen.add(name)
+    return d
+
+
+def _check_duplicate_keys(value: bytes) -> None:
+    """The exact check (slow path): the standard parser, refusing a repeated key."""
+    try:
+        json.loads(value, object_pairs_hook=_no_repeats)
+    except RecursionError:
+        raise Invalid("bad_json", "value is nested too deeply") from None
 
 
 def _origin(msg: RawMessage) -> tuple[str, int, int]:
@@ -249,7 +338,9 @@ def parse_message(
     user_id (true for Kafka, where the key decides the partition).
     """
     try:
-        txn = validate_object(_decode(msg.value, settings), settings, now)
+        obj = _decode(msg.value, settings)
+        controls = msg.value is None or _may_hold_control(msg.value)
+        txn = validate_object(obj, settings, now, controls=controls)
         if require_key:
             if not msg.key:
                 raise Invalid("empty_key", "message has no key (the key must be the user_id)")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import os
 import re
+import stat
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,8 @@ MAX_LIST_VALUES = 200_000
 MAX_FILES = 500
 MAX_RULES = 5_000
 MAX_ERRORS_PER_LIST_FILE = 20
+MAX_TOTAL_BYTES = 256 * 1024 * 1024  # rule and list files together, per load
+MAX_LOAD_SECONDS = 300.0  # a load that takes longer is abandoned (the last good rules stay)
 
 RULE_FIELDS = (
     "id",
@@ -66,8 +71,10 @@ def feature_types(catalogue: Mapping[str, FeatureSpec]) -> dict[str, str]:
 
 
 def rule_files(directory: Path) -> list[Path]:
-    """The rule files of a directory, in name order."""
-    return sorted(p for p in directory.glob("*.yaml") if p.is_file())
+    """The rule files of a directory, in name order: every ``*.yaml`` entry that is not a
+    directory (a symlink out, a FIFO or a device is listed, then refused by ``read_entry``
+    with a message, rather than silently skipped)."""
+    return sorted(p for p in directory.glob("*.yaml") if not p.is_dir())
 
 
 def digest(entries: Mapping[str, bytes]) -> str:
@@ -80,24 +87,74 @@ def digest(entries: Mapping[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def read_entry(path: Path, limit: int) -> bytes:
-    """File content for hashing and parsing; a marker when missing or over ``limit``."""
+def read_entry(path: Path, limit: int, root: Path | None = None) -> bytes:
+    """File content for hashing and parsing; a marker (starting with NUL) when missing,
+    over ``limit``, not a regular file, or (with ``root``) resolving outside ``root``.
+
+    Nothing here can block: the file is opened with ``O_NONBLOCK | O_NOFOLLOW`` after
+    its symlinks are resolved, and anything but a regular file (a FIFO, a device, a
+    socket) is refused from ``fstat`` before a byte is read.
+    """
     try:
-        size = path.stat().st_size
-        if size > limit:
-            return f"\0too large:{size}".encode()
-        return path.read_bytes()
+        real = path.resolve(strict=True)
+        if root is not None and not real.is_relative_to(root.resolve()):
+            return b"\0outside"
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+        fd = os.open(real, flags)
     except OSError as e:
         return f"\0unreadable:{type(e).__name__}".encode()
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return b"\0not regular"
+        if st.st_size > limit:
+            return f"\0too large:{st.st_size}".encode()
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+        return f"\0too large:{len(data)}".encode() if len(data) > limit else data
+    except OSError as e:
+        return f"\0unreadable:{type(e).__name__}".encode()
+    finally:
+        os.close(fd)
+
+
+def refusal(data: bytes, limit: int) -> str | None:
+    """Why ``read_entry`` refused a file (``None`` when it returned content)."""
+    if not data.startswith(b"\0"):
+        return None
+    if data.startswith(b"\0too large"):
+        return f"larger than {limit} bytes"
+    if data == b"\0outside":
+        return "a symlink to a file outside the rule directory"
+    if data == b"\0not regular":
+        return "not a regular file (a FIFO, device or socket)"
+    return "missing or unreadable"
+
+
+def stat_signature(directory: Path, list_files: Iterable[str]) -> tuple[object, ...]:
+    """A cheap change check (names, inodes, sizes, mtimes; no content read): the watcher
+    reads and hashes the files only when this changes."""
+    out: list[object] = []
+    for p in [*rule_files(directory)[: MAX_FILES + 1], *(directory / r for r in list_files)]:
+        try:
+            st = p.stat()
+            out.append((str(p), st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode))
+        except OSError as e:
+            out.append((str(p), type(e).__name__))
+    return tuple(out)
 
 
 def fingerprint(directory: Path, list_files: Iterable[str]) -> str:
     """The version the directory would have now, given the list files last referenced."""
     entries = {
-        p.name: read_entry(p, MAX_RULE_FILE_BYTES) for p in rule_files(directory)[:MAX_FILES]
+        p.name: read_entry(p, MAX_RULE_FILE_BYTES, directory)
+        for p in rule_files(directory)[:MAX_FILES]
     }
     for rel in list_files:
-        entries[rel] = read_entry(directory / rel, MAX_LIST_FILE_BYTES)
+        entries[rel] = read_entry(directory / rel, MAX_LIST_FILE_BYTES, directory)
     return digest(entries)
 
 
@@ -122,8 +179,26 @@ class _Ctx:
     list_pos: dict[str, str] = field(default_factory=dict)
     rule_pos: dict[str, str] = field(default_factory=dict)
 
+    read_bytes: int = 0
+    deadline: float = field(default_factory=lambda: time.monotonic() + MAX_LOAD_SECONDS)
+    stopped: bool = False
+
     def error(self, file: str, line: int, column: int, message: str) -> None:
         self.diags.append(Diagnostic(file, line, column, message))
+
+    def over_budget(self, shown: str) -> bool:
+        """Past the total size or time limit of one load: say so once, then stop."""
+        if self.stopped:
+            return True
+        if self.read_bytes > MAX_TOTAL_BYTES:
+            why = f"rule and list files exceed {MAX_TOTAL_BYTES} bytes in total"
+        elif time.monotonic() > self.deadline:
+            why = f"loading took longer than {MAX_LOAD_SECONDS:g} s"
+        else:
+            return False
+        self.stopped = True
+        self.error(str(self.directory), 0, 0, f"{why}; stopped at {shown}")
+        return True
 
 
 def load_rules(directory: Path, catalogue: Mapping[str, FeatureSpec]) -> RuleSet:
@@ -150,18 +225,21 @@ def load_directory(directory: Path, catalogue: Mapping[str, FeatureSpec]) -> Loa
     docs: list[tuple[str, Path, str, Y]] = []
     for path in files:
         shown = str(path)
-        data = read_entry(path, MAX_RULE_FILE_BYTES)
+        if ctx.over_budget(shown):
+            break
+        data = read_entry(path, MAX_RULE_FILE_BYTES, directory)
         ctx.entries[path.name] = data
+        ctx.read_bytes += len(data)
         if data.startswith(b"\0too large"):
             ctx.error(
                 shown,
                 0,
                 0,
-                f"file is {path.stat().st_size} bytes; the limit is {MAX_RULE_FILE_BYTES}",
+                f"file is {data.split(b':')[1].decode()} bytes; the limit is {MAX_RULE_FILE_BYTES}",
             )
             continue
-        if data.startswith(b"\0unreadable"):
-            ctx.error(shown, 0, 0, "cannot read file")
+        if (why := refusal(data, MAX_RULE_FILE_BYTES)) is not None:
+            ctx.error(shown, 0, 0, "cannot read file" if "unreadable" in why else why)
             continue
         try:
             text = data.decode("utf-8")
@@ -194,6 +272,8 @@ def load_directory(directory: Path, catalogue: Mapping[str, FeatureSpec]) -> Loa
         docs.append((shown, path, text, doc))
     # lists first (they are global to the directory), then rules
     for shown, path, _text, doc in docs:
+        if ctx.over_budget(shown):
+            break
         if "lists" in doc.value:
             _lists(ctx, shown, path, doc.value["lists"])
     rules: list[Rule] = []
@@ -375,14 +455,12 @@ def _file_list(
         return None
     key = target.relative_to(root).as_posix()
     ctx.list_files[key] = None
-    data = read_entry(target, MAX_LIST_FILE_BYTES)
+    if ctx.over_budget(shown):
+        return None
+    data = read_entry(target, MAX_LIST_FILE_BYTES, root)
     ctx.entries[key] = data
-    if data.startswith(b"\0"):
-        why = (
-            "missing or unreadable"
-            if b"unreadable" in data
-            else f"larger than {MAX_LIST_FILE_BYTES} bytes"
-        )
+    ctx.read_bytes += len(data)
+    if (why := refusal(data, MAX_LIST_FILE_BYTES)) is not None:
         ctx.error(shown, fnode.line, fnode.column, f"list file '{rel}' is {why}")
         return None
     try:

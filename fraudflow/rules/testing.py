@@ -77,7 +77,7 @@ def load_cases(
     base = base_record(catalogue)
     for path in test_files(directory):
         shown = str(path)
-        data = read_entry(path, MAX_RULE_FILE_BYTES)
+        data = read_entry(path, MAX_RULE_FILE_BYTES, directory)
         if data.startswith(b"\0"):
             diags.append(
                 Diagnostic(

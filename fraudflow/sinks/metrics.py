@@ -107,6 +107,18 @@ SINK_WRITTEN = Counter(
     ["sink"],
     registry=REGISTRY,
 )
+SINK_OVERSIZE = Counter(
+    "fraudflow_sink_records_oversize",
+    "Kafka records refused as too large, by topic and outcome (sent_without_payload, dropped)",
+    ["topic", "outcome"],
+    registry=REGISTRY,
+)
+SINK_REJECTED = Counter(
+    "fraudflow_sink_rejected",
+    "Decisions a store refused for their content, dead-lettered, by sink",
+    ["sink"],
+    registry=REGISTRY,
+)
 SINK_WRITE_SECONDS = Histogram(
     "fraudflow_sink_write_seconds",
     "Time to write one batch to a store, retries included, by sink",
@@ -116,8 +128,9 @@ SINK_WRITE_SECONDS = Histogram(
 )
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scrape target
-    """Serve ``/metrics`` of :data:`REGISTRY` on ``port`` from a daemon thread."""
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` of :data:`REGISTRY` on ``addr:port`` from a daemon thread
+    (``sinks.metrics_host``: loopback unless set, e.g. ``0.0.0.0`` in Kubernetes)."""
     start_http_server(port, addr=addr, registry=REGISTRY)
 
 
@@ -198,10 +211,21 @@ def sink_retry(sink: str) -> None:
     SINK_RETRIES.labels(sink=sink).inc()
 
 
+def sink_oversize(topic: str, sent_without_payload: int, dropped: int) -> None:
+    """Records for ``topic`` were too large for Kafka: resent bare, or dropped."""
+    SINK_OVERSIZE.labels(topic=topic, outcome="sent_without_payload").inc(sent_without_payload)
+    SINK_OVERSIZE.labels(topic=topic, outcome="dropped").inc(dropped)
+
+
 def observe_sink_write(sink: str, items: int, seconds: float) -> None:
     """``sink`` wrote a batch of ``items`` in ``seconds``."""
     SINK_WRITTEN.labels(sink=sink).inc(items)
     SINK_WRITE_SECONDS.labels(sink=sink).observe(seconds)
+
+
+def sink_rejected(sink: str, n: int = 1) -> None:
+    """``sink`` refused ``n`` decisions for their content (dead-lettered, not written)."""
+    SINK_REJECTED.labels(sink=sink).inc(n)
 
 
 def value(name: str, labels: dict[str, str] | None = None) -> float:

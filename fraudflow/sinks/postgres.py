@@ -10,13 +10,24 @@ batch needs are created first (see :mod:`fraudflow.sinks.schema`).
 
 A store that is down is retried with backoff up to ``retry_limit``, then the
 sink raises :class:`~fraudflow.sinks.retry.SinkUnavailable` and the process
-exits for the orchestrator to restart it. The DSN is a ``Secret``: it is
-revealed only to psycopg and scrubbed from every message.
+exits for the orchestrator to restart it. A connection refused for good (wrong
+password, missing database or role) is not retried: it raises
+:class:`~fraudflow.sinks.retry.SinkError` at once, at start-up too.
+
+A batch the server refuses for the content of some rows (a ``DataError`` or
+``IntegrityError``: a NUL in a text, a number out of range, ...) is split in
+halves until the refused rows are alone; the others are written and each
+refused decision goes to the dead-letter output (code ``sink_rejected``, the
+server's message) instead of stopping the flow.
+
+The DSN is a ``Secret``: it is revealed only to psycopg and scrubbed from
+every message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,12 +40,14 @@ from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
 from fraudflow.config.settings import Secret
-from fraudflow.records import Decision
+from fraudflow.records import DeadLetter, Decision
 from fraudflow.sinks import metrics
-from fraudflow.sinks.retry import Retrier, secret_parts
+from fraudflow.sinks.rejects import Rejects
+from fraudflow.sinks.retry import Retrier, scrub, secret_parts
 from fraudflow.sinks.schema import (
     WRITE_COLUMNS,
     apply_migrations,
+    detect_timescale,
     ensure_month_partition,
     existing_partitions,
     month_start,
@@ -42,10 +55,32 @@ from fraudflow.sinks.schema import (
     table_layout,
 )
 
+log = logging.getLogger(__name__)
+
 SINK = "postgres"
 DEFAULT_RETRY_LIMIT = timedelta(seconds=60)
 STAGE = "fraudflow_stage"
 TRANSIENT: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+# errors caused by the content of a row: isolate it and dead-letter it
+CONTENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    UnicodeEncodeError,  # a lone surrogate in a text: psycopg cannot encode it
+)
+# connection failures that no retry fixes (libpq messages; the server sends no SQLSTATE
+# before the session exists)
+_PERMANENT_MARKS = (
+    "password authentication failed",
+    "authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "does not exist",  # database "x" / role "x"
+    "invalid connection option",
+    "invalid dsn",
+    "invalid integer value",
+    "could not translate host name",
+)
+_PERMANENT_SQLSTATES = ("28000", "28P01", "3D000", "42501")
 
 Row = tuple[Any, ...]
 
@@ -87,6 +122,31 @@ def months_of(decisions: Sequence[Decision]) -> set[tuple[int, int]]:
     return {month_start(d.txn.ts) for d in decisions}
 
 
+def permanent_failure(exc: BaseException) -> bool:
+    """True for a connection error no retry can fix (auth, missing database or role, bad DSN).
+
+    >>> permanent_failure(psycopg.OperationalError('FATAL:  database "x" does not exist'))
+    True
+    >>> permanent_failure(psycopg.OperationalError("connection refused"))
+    False
+    """
+    if getattr(exc, "sqlstate", None) in _PERMANENT_SQLSTATES:
+        return True
+    text = str(exc).lower()
+    return any(mark in text for mark in _PERMANENT_MARKS)
+
+
+def _retrier(dsn: Secret, limit: timedelta, seed: int = 0) -> Retrier:
+    return Retrier(
+        SINK,
+        limit,
+        TRANSIENT,
+        tuple(secret_parts(dsn.reveal())),
+        permanent=permanent_failure,
+        seed=seed,
+    )
+
+
 def _connect(dsn: Secret, connect_timeout: int) -> psycopg.Connection[tuple[Any, ...]]:
     conn = psycopg.connect(
         dsn.reveal(), autocommit=True, connect_timeout=connect_timeout, application_name="fraudflow"
@@ -95,24 +155,46 @@ def _connect(dsn: Secret, connect_timeout: int) -> psycopg.Connection[tuple[Any,
     return conn
 
 
-def migrate(dsn: Secret, *, retry_limit: timedelta = DEFAULT_RETRY_LIMIT) -> list[str]:
-    """Apply the pending schema migrations; the ids applied (empty when up to date)."""
-    retrier = Retrier(SINK, retry_limit, TRANSIENT, tuple(secret_parts(dsn.reveal())))
+def migrate(
+    dsn: Secret, *, retry_limit: timedelta = DEFAULT_RETRY_LIMIT, layout: str = "auto"
+) -> list[str]:
+    """Apply the pending schema migrations; the ids applied (empty when up to date).
+
+    A down server is retried up to ``retry_limit`` (``FRAUDFLOW_SINK_RETRY_LIMIT``);
+    a refused connection (password, missing database) or a bad DSN fails at once.
+    ``layout``: see :func:`fraudflow.sinks.schema.apply_migrations`.
+    """
 
     def run() -> list[str]:
         with _connect(dsn, 5) as conn:
-            return apply_migrations(conn)
+            applied = apply_migrations(conn, layout=layout)
+            if not applied:  # a fresh schema logged its layout while being made
+                current = table_layout(conn, "alerts")
+                if current == "timescale":
+                    log.info("%s", detect_timescale(conn, create=False).describe())
+                else:
+                    log.info("PostgreSQL sink: layout %s (tables exist)", current)
+            return applied
 
-    return retrier.call(run)
+    return _retrier(dsn, retry_limit).call(run)
 
 
 class _PostgresPartition(StatelessSinkPartition[Decision]):
     """Owns one connection; reconnects after a failure."""
 
     def __init__(
-        self, dsn: Secret, alerts_only: bool, retrier: Retrier, connect_timeout: int
+        self,
+        dsn: Secret,
+        alerts_only: bool,
+        retrier: Retrier,
+        connect_timeout: int,
+        *,
+        layout: str = "auto",
+        rejects: Rejects,
     ) -> None:
         self._dsn = dsn
+        self._layout = layout
+        self._rejects = rejects
         self._alerts_only = alerts_only
         self._retrier = retrier
         self._connect_timeout = connect_timeout
@@ -142,7 +224,7 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
         conn = _connect(self._dsn, self._connect_timeout)
         try:
             if not self._migrated:
-                apply_migrations(conn)
+                apply_migrations(conn, layout=self._layout)
                 self._migrated = True
             self._partitioned = table_layout(conn, "alerts") == "partitioned"
             if self._partitioned:
@@ -168,6 +250,7 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
         self._conn = None
 
     def _write(self, rows: Sequence[Row], months: set[tuple[int, int]]) -> None:
+        """One transaction for ``rows``; raises what the server (or COPY) raised."""
         conn = self._connection()
         if self._partitioned:
             for year, month in sorted(months):
@@ -184,19 +267,55 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
             for table in self._tables:
                 cur.execute(self._insert[table])
 
+    def _write_isolating(
+        self, rows: Sequence[Row], months: set[tuple[int, int]]
+    ) -> list[tuple[int, str]]:
+        """Write ``rows``; the (index, message) of each row refused for its content.
+
+        The whole batch first (the usual case: one transaction); after a content
+        error, halves, recursively, so ``k`` bad rows of ``n`` cost about
+        ``2 k log2(n)`` extra transactions and every good row is written.
+        """
+        self._connection()  # connection and migration errors are not a row's fault: raise them
+        rejected: list[tuple[int, str]] = []
+
+        def go(lo: int, hi: int) -> None:
+            try:
+                self._write(rows[lo:hi], months)
+            except CONTENT_ERRORS as exc:
+                if hi - lo == 1:
+                    text = str(exc).splitlines()[0] if str(exc) else ""
+                    rejected.append((lo, f"{type(exc).__name__}: {text}"))
+                    return
+                mid = (lo + hi) // 2
+                go(lo, mid)
+                go(mid, hi)
+
+        go(0, len(rows))
+        return rejected
+
     def write_batch(self, items: list[Decision]) -> None:
-        """Write the batch in one transaction, retrying while the store is down."""
+        """Write the batch in one transaction, retrying while the store is down.
+
+        Decisions the server refuses for their content are dead-lettered (see the
+        module doc); the rest of the batch is written.
+        """
         batch = items if not self._alerts_only else [d for d in items if d.is_alert]
         if not batch:
             return
         started = time.perf_counter()
         rows = [decision_row(d) for d in batch]
         months = months_of(batch)
-        self._retrier.call(lambda: self._write(rows, months), on_failure=self._drop)
-        metrics.observe_sink_write(SINK, len(rows), time.perf_counter() - started)
+        rejected = self._retrier.call(
+            lambda: self._write_isolating(rows, months), on_failure=self._drop
+        )
+        for index, message in rejected:
+            self._rejects.reject(batch[index], scrub(message, self._retrier.secrets))
+        metrics.observe_sink_write(SINK, len(rows) - len(rejected), time.perf_counter() - started)
 
     def close(self) -> None:
         self._drop()
+        self._rejects.close()
 
 
 class PostgresSink(DynamicSink[Decision]):
@@ -204,6 +323,10 @@ class PostgresSink(DynamicSink[Decision]):
 
     ``alerts_only``: skip the ``decisions`` table and write only tier >= review.
     ``retry_limit``: how long a down server is retried before the sink raises.
+    ``layout``: ``auto`` (TimescaleDB when usable), ``partitioned`` or ``timescale``; only
+    decides for a database without tables yet.
+    ``dead_letters``: where decisions refused for their content go (the flow's
+    dead-letter sink); without it they are logged, one error line each.
     """
 
     def __init__(
@@ -214,23 +337,27 @@ class PostgresSink(DynamicSink[Decision]):
         retry_limit: timedelta = DEFAULT_RETRY_LIMIT,
         connect_timeout: int = 5,
         seed: int = 0,
+        layout: str = "auto",
+        dead_letters: DynamicSink[DeadLetter] | None = None,
     ) -> None:
         self.dsn = dsn if isinstance(dsn, Secret) else Secret(dsn)
+        self.layout = layout
+        self.dead_letters = dead_letters
         self.alerts_only = alerts_only
         self.retry_limit = retry_limit
         self.connect_timeout = connect_timeout
         self.seed = seed
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PostgresPartition:
-        del step_id, worker_count
-        retrier = Retrier(
-            SINK,
-            self.retry_limit,
-            TRANSIENT,
-            tuple(secret_parts(self.dsn.reveal())),
-            seed=self.seed + worker_index,
+        retrier = _retrier(self.dsn, self.retry_limit, self.seed + worker_index)
+        return _PostgresPartition(
+            self.dsn,
+            self.alerts_only,
+            retrier,
+            self.connect_timeout,
+            layout=self.layout,
+            rejects=Rejects(SINK, self.dead_letters, step_id, worker_index, worker_count),
         )
-        return _PostgresPartition(self.dsn, self.alerts_only, retrier, self.connect_timeout)
 
     def __repr__(self) -> str:
         return f"PostgresSink(dsn={self.dsn!r}, alerts_only={self.alerts_only})"

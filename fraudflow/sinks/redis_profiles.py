@@ -8,6 +8,11 @@ than the stored one, ordered by ``(last_event_ts, last_decision_id)``, so a
 replay rewrites the same values and a late or replayed older event never
 takes a profile back in time. Within a batch the newest decision per user
 is the only one sent.
+
+A decision whose content cannot be sent (text that is not encodable) or that
+Redis refuses alone (an error reply to its script, while the others succeed)
+is dead-lettered (:mod:`fraudflow.sinks.rejects`); an error of the store
+itself (out of memory, read-only replica, ...) still fails the write.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from fraudflow.config.settings import Secret
-from fraudflow.records import Decision, iso
+from fraudflow.records import DeadLetter, Decision, iso
 from fraudflow.sinks import metrics
-from fraudflow.sinks.retry import Retrier, secret_parts
+from fraudflow.sinks.rejects import Rejects
+from fraudflow.sinks.retry import Retrier, SinkError, scrub, secret_parts
 
 SINK = "redis"
 DEFAULT_PREFIX = "fraudflow:profile:"
@@ -51,6 +57,8 @@ KEY_FEATURES = (
     "travel_kmh",
 )
 VELOCITY_PREFIXES = ("count_", "sum_")
+# error replies that are about the server, not about one key's content
+STORE_ERRORS = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "BUSY", "NOSCRIPT", "NOAUTH", "NOPERM")
 
 PROFILE_FIELDS = {
     "user_id": "the user id",
@@ -149,8 +157,16 @@ class _RedisPartition(StatelessSinkPartition[Decision]):
     """Owns one Redis client (its connection pool reconnects by itself)."""
 
     def __init__(
-        self, url: Secret, ttl: timedelta, prefix: str, retrier: Retrier, socket_timeout: float
+        self,
+        url: Secret,
+        ttl: timedelta,
+        prefix: str,
+        retrier: Retrier,
+        socket_timeout: float,
+        *,
+        rejects: Rejects,
     ) -> None:
+        self._rejects = rejects
         self._client: redis.Redis = redis.Redis.from_url(
             url.reveal(), socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
@@ -159,19 +175,44 @@ class _RedisPartition(StatelessSinkPartition[Decision]):
         self._prefix = prefix
         self._retrier = retrier
 
-    def _write(self, latest: Sequence[Decision]) -> list[Any]:
+    def _args(self, d: Decision) -> tuple[str, list[str | int | bytes]]:
+        """Key and script arguments; raises ``ValueError``/``TypeError`` on unencodable text."""
+        fields = profile_fields(d)
+        pairs = [x for kv in fields.items() for x in kv]
+        key = self._prefix + d.txn.user_id
+        key.encode("utf-8")  # a lone surrogate fails here, not inside the pipeline
+        d.alert_id.encode("utf-8")
+        return key, [fields["last_event_ts"], d.alert_id, self._ttl_ms, orjson.dumps(pairs)]
+
+    def _write(self, latest: Sequence[Decision]) -> list[tuple[Decision, str]]:
+        """Send the batch; the decisions refused alone, with why."""
+        refused: list[tuple[Decision, str]] = []
+        sent: list[Decision] = []
         pipe = self._client.pipeline(transaction=False)
         for d in latest:
-            fields = profile_fields(d)
-            pairs = [x for kv in fields.items() for x in kv]
-            args: list[str | int | bytes] = [
-                fields["last_event_ts"],
-                d.alert_id,
-                self._ttl_ms,
-                orjson.dumps(pairs),
-            ]
-            self._script(keys=[self._prefix + d.txn.user_id], args=args, client=pipe)
-        return pipe.execute()
+            try:
+                key, args = self._args(d)
+            except (TypeError, ValueError) as exc:
+                refused.append((d, f"{type(exc).__name__}: {exc}"))
+                continue
+            self._script(keys=[key], args=args, client=pipe)
+            sent.append(d)
+        if not sent:
+            return refused
+        results = pipe.execute(raise_on_error=False)
+        unsent = len(refused)  # refused before sending (encoding)
+        for d, res in zip(sent, results, strict=True):
+            if not isinstance(res, Exception):
+                continue
+            if isinstance(res, self._retrier.transient) or str(res).startswith(STORE_ERRORS):
+                raise res
+            if not isinstance(res, redis.ResponseError):
+                raise res
+            refused.append((d, f"{type(res).__name__}: {res}"))
+        if len(sent) > 1 and len(refused) - unsent == len(sent):
+            # every key sent got an error reply: the server or the script, not the content
+            raise SinkError(f"{SINK} sink: every write refused: {refused[-1][1]}")
+        return refused
 
     def write_batch(self, items: list[Decision]) -> None:
         """One pipeline: the newest decision of each user in the batch."""
@@ -179,11 +220,14 @@ class _RedisPartition(StatelessSinkPartition[Decision]):
             return
         started = time.perf_counter()
         latest = list(latest_per_user(items).values())
-        self._retrier.call(lambda: self._write(latest))
-        metrics.observe_sink_write(SINK, len(latest), time.perf_counter() - started)
+        refused = self._retrier.call(lambda: self._write(latest))
+        for d, message in refused:
+            self._rejects.reject(d, scrub(message, self._retrier.secrets))
+        metrics.observe_sink_write(SINK, len(latest) - len(refused), time.perf_counter() - started)
 
     def close(self) -> None:
         self._client.close()
+        self._rejects.close()
 
 
 class RedisProfileSink(DynamicSink[Decision]):
@@ -198,7 +242,9 @@ class RedisProfileSink(DynamicSink[Decision]):
         key_prefix: str = DEFAULT_PREFIX,
         socket_timeout: float = 5.0,
         seed: int = 0,
+        dead_letters: DynamicSink[DeadLetter] | None = None,
     ) -> None:
+        self.dead_letters = dead_letters
         if ttl.total_seconds() <= 0:
             raise ValueError("profile ttl must be positive")
         self.url = url if isinstance(url, Secret) else Secret(url)
@@ -209,7 +255,6 @@ class RedisProfileSink(DynamicSink[Decision]):
         self.seed = seed
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisPartition:
-        del step_id, worker_count
         retrier = Retrier(
             SINK,
             self.retry_limit,
@@ -217,7 +262,10 @@ class RedisProfileSink(DynamicSink[Decision]):
             tuple(secret_parts(self.url.reveal())),
             seed=self.seed + worker_index,
         )
-        return _RedisPartition(self.url, self.ttl, self.key_prefix, retrier, self.socket_timeout)
+        rejects = Rejects(SINK, self.dead_letters, step_id, worker_index, worker_count)
+        return _RedisPartition(
+            self.url, self.ttl, self.key_prefix, retrier, self.socket_timeout, rejects=rejects
+        )
 
     def __repr__(self) -> str:
         return (

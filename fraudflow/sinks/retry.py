@@ -97,6 +97,8 @@ class Retrier:
     limit: timedelta
     transient: tuple[type[BaseException], ...]
     secrets: tuple[str, ...] = ()
+    # an instance of ``transient`` that retrying cannot fix (wrong password, missing database)
+    permanent: Callable[[BaseException], bool] = lambda exc: False
     base: float = 0.05
     cap: float = 2.0
     seed: int = 0
@@ -115,6 +117,10 @@ class Retrier:
             try:
                 return fn()
             except self.transient as exc:
+                if self.permanent(exc):
+                    metrics.sink_error(self.sink)
+                    msg = f"{self.sink} sink: {type(exc).__name__}: {scrub(str(exc), self.secrets)}"
+                    raise SinkError(msg) from None
                 now = self.clock()
                 started = now if started is None else started
                 metrics.sink_error(self.sink)

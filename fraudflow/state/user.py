@@ -1,7 +1,8 @@
 """What the feature step remembers about one user, in compact arrays.
 
-Everything is bounded: events are kept for the longest window (or the
-duplicate horizon) and at most ``max_events_per_user`` of them; the recent
+Everything is bounded: events are kept for the longest window and at most
+``max_events_per_user`` of them; transaction ids for the duplicate check
+are kept for the duplicate horizon and at most ``MAX_IDS`` of them; the recent
 merchants/countries/devices/methods/categories keep ``recent_set_size``
 entries per kind, evicting the least recently seen. Strings are kept as
 hashes.
@@ -98,17 +99,21 @@ class Habits:
 # the kinds of Habits entries
 MERCHANT, COUNTRY, DEVICE, METHOD, CATEGORY = range(5)
 
+# ids a user's duplicate horizon holds at most (16 bytes each: 256 KiB), oldest dropped first
+MAX_IDS = 16384
+
 
 class UserState:
     """Per-user history: window events, amount statistics, habits, last location."""
 
     __slots__ = (
         "ev_amt",
-        "ev_id",
         "ev_ts",
         "geo",
         "habits",
         "hours",
+        "id_at",
+        "ids",
         "last_ts",
         "m2",
         "mean",
@@ -120,7 +125,11 @@ class UserState:
         self.last_ts = float("-inf")  # newest event time seen (the user's watermark)
         self.ev_ts = array("d")  # event times, sorted
         self.ev_amt = array("d")  # amounts, aligned with ev_ts
-        self.ev_id = array("q")  # transaction_id hashes, aligned with ev_ts
+        # transaction_id hashes seen (scored, late, ahead or duplicate), for the
+        # duplicate horizon, with when each was seen in the user's event time
+        # (non-decreasing, so the oldest are at the front)
+        self.ids = array("q")
+        self.id_at = array("d")
         self.n = 0  # Welford over log1p(amount)
         self.mean = 0.0
         self.m2 = 0.0
@@ -129,17 +138,15 @@ class UserState:
         self.habits = Habits(set_size)
         self.geo: tuple[float, float, float] | None = None  # lat, lon, event time
 
-    def insert_event(self, ts: float, amount: float, id_hash: int) -> None:
+    def insert_event(self, ts: float, amount: float) -> None:
         """Insert keeping event-time order (out-of-order records land in place)."""
         if not self.ev_ts or ts >= self.ev_ts[-1]:
             self.ev_ts.append(ts)
             self.ev_amt.append(amount)
-            self.ev_id.append(id_hash)
         else:
             i = bisect_right(self.ev_ts, ts)
             self.ev_ts.insert(i, ts)
             self.ev_amt.insert(i, amount)
-            self.ev_id.insert(i, id_hash)
 
     def prune(self, horizon: float, cap: int) -> None:
         """Drop events older than ``horizon`` and keep at most ``cap`` newest."""
@@ -148,7 +155,20 @@ class UserState:
         if cut > 0:
             del self.ev_ts[:cut]
             del self.ev_amt[:cut]
-            del self.ev_id[:cut]
+
+    def remember_id(self, id_hash: int, at: float) -> None:
+        """Remember a transaction id seen at user time ``at`` (kept non-decreasing)."""
+        if self.id_at and at < self.id_at[-1]:
+            at = self.id_at[-1]
+        self.ids.append(id_hash)
+        self.id_at.append(at)
+
+    def forget_ids(self, before: float, cap: int = MAX_IDS) -> None:
+        """Forget ids seen before ``before`` and keep at most ``cap`` newest."""
+        cut = max(bisect_right(self.id_at, before), len(self.ids) - cap)
+        if cut > 0:
+            del self.ids[:cut]
+            del self.id_at[:cut]
 
     def add_amount(self, log_amt: float, keep: int) -> None:
         """Welford update and the recent-amounts ring used by the IQR detector."""
@@ -172,7 +192,7 @@ class UserState:
             self.last_ts,
             self.ev_ts.tobytes(),
             self.ev_amt.tobytes(),
-            self.ev_id.tobytes(),
+            self.ids.tobytes(),
             self.n,
             self.mean,
             self.m2,
@@ -180,15 +200,19 @@ class UserState:
             self.hours.tobytes(),
             self.habits,
             self.geo,
+            self.id_at.tobytes(),
         )
 
     def __setstate__(self, st: tuple[object, ...]) -> None:
-        (self.last_ts, ev_ts, ev_amt, ev_id, self.n, self.mean, self.m2, ra, hours, habits, geo) = (
-            st  # type: ignore[assignment]
+        head = st[:11]
+        (self.last_ts, ev_ts, ev_amt, ids, self.n, self.mean, self.m2, ra, hours, habits, geo) = (
+            head  # type: ignore[assignment]
         )
         self.ev_ts = _arr("d", ev_ts)
         self.ev_amt = _arr("d", ev_amt)
-        self.ev_id = _arr("q", ev_id)
+        self.ids = _arr("q", ids)
+        # a snapshot from before the time horizon kept ids aligned with ev_ts
+        self.id_at = _arr("d", st[11]) if len(st) > 11 else _arr("d", ev_ts)
         self.recent_amt = _arr("d", ra)
         self.hours = _arr("I", hours)
         self.habits = habits  # type: ignore[assignment]

@@ -36,7 +36,7 @@ from fraudflow.backtest.labels import (
     merge_labels,
     parse_time,
 )
-from fraudflow.backtest.metrics import Metrics, compute
+from fraudflow.backtest.metrics import Metrics, compute, report_card
 from fraudflow.backtest.report import Baseline, write_report
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
 from fraudflow.connectors.csv_source import CsvSource, read_csv_records
@@ -216,6 +216,7 @@ def replay(
         decisions=[("scores", CollectSink(decisions))],
         require_key=False,
         interleaved_labels=interleaved_labels,
+        event_clock=True,
     )
     flow = build_flow(settings, io)
     with _progress_bar(io.stats, total, progress):
@@ -303,6 +304,7 @@ def grade(
     rules: list[list[str]] = []
     users: list[str] = []
     days: list[str] = []
+    detectors: dict[str, list[float]] = {}
     unlabelled = 0
     pending = 0
     end = max((d.txn.ts for d in decisions), default=0.0)
@@ -319,8 +321,60 @@ def grade(
         rules.append(sorted({str(h["id"]) for h in d.rule_hits}))
         users.append(d.txn.user_id)
         days.append(day_of(d.txn.ts))
-    m = compute(y, score, tiers=tiers, rules=rules, users=users, days=days)
+        n = len(y) - 1
+        for name, v in d.detector_scores.items():
+            col = detectors.get(name)
+            if col is None:  # a detector missing from earlier decisions scored 0 there
+                col = detectors[name] = [0.0] * n
+            elif len(col) < n:
+                col.extend([0.0] * (n - len(col)))
+            col.append(v)
+    for col in detectors.values():
+        if len(col) < len(y):
+            col.extend([0.0] * (len(y) - len(col)))
+    m = compute(y, score, tiers=tiers, rules=rules, users=users, days=days, detectors=detectors)
+    if not y:  # no labels at all: the card shows alert volume over every decision
+        m.card = unlabelled_card(decisions)
+        m.card_labelled = False
     return Graded(m, y, score, unlabelled, pending, days)
+
+
+def unlabelled_card(decisions: Sequence[Decision]) -> list[Any]:
+    """Report card rows with alert volume only (ensemble alerts, rule hits)."""
+    return report_card(
+        None,
+        [d.score for d in decisions],
+        detectors={name: [] for name in {k for d in decisions for k in d.detector_scores}},
+        rules=[sorted({str(h["id"]) for h in d.rule_hits}) for d in decisions],
+        alerted=[d.is_alert for d in decisions],
+    )
+
+
+def card_text(m: Metrics, total: int) -> list[str]:
+    """The report card as stdout lines (``total``: decisions, for shares without labels)."""
+
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    n = max(m.transactions if m.card_labelled else total, 1)
+    w = max([30, *(len(r.name) + 2 for r in m.card)])
+    head = "  report card" + " " * (w - 3) + "AP   ROC AUC  recall@review   flagged"
+    if not m.card_labelled:
+        lines = ["  report card      no labels: alert volume only"]
+        lines += [
+            f"    {r.name:<{w}}{r.flagged:>10,} ({r.flagged / n:.2%})"
+            for r in m.card
+            if r.flagged is not None
+        ]
+        return lines
+    lines = [head + f"  (review rate {f(m.alert_rate)})"]
+    for r in m.card:
+        flagged = "-" if r.flagged is None else f"{r.flagged:,} ({r.flagged / n:.2%})"
+        lines.append(
+            f"    {r.name:<{w}}{f(r.average_precision):>8}{f(r.roc_auc):>10}"
+            f"{f(r.recall_at_review):>15}   {flagged}"
+        )
+    return lines
 
 
 def summary_text(r: Replay, g: Graded) -> str:
@@ -363,6 +417,7 @@ def summary_text(r: Replay, g: Graded) -> str:
                 f"    {rid:<30}{s.hits:>6,} {s.fraud_hits:>6,}  {f(s.precision):>9}  "
                 f"{s.only_this_rule:>6,}"
             )
+    lines += card_text(m, len(r.decisions))
     return "\n".join(lines)
 
 

@@ -1036,7 +1036,7 @@ def state_breakdown(state: Any, uid: str) -> dict[str, int]:
     included; RSS growth per user includes them.
     """
     size = sys.getsizeof
-    arrays = sum(size(getattr(state, a)) for a in ("ev_ts", "ev_amt", "ev_id", "recent_amt"))
+    arrays = sum(size(getattr(state, a)) for a in ("ev_ts", "ev_amt", "ids", "id_at", "recent_amt"))
     h = state.habits
     sets = size(h) + size(h.keys) + size(h.seen) + size(h.first)
     geo = 0 if state.geo is None else size(state.geo) + sum(size(x) for x in state.geo)

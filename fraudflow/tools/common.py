@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 
 from fraudflow.config.settings import FIELDS, ConfigError, Settings, _fmt, load_settings
 from fraudflow.flows.stats import RunStats
+from fraudflow.sinks.retry import secret_parts
 
 _BOOL = {name for name, (_sec, f) in FIELDS.items() if f.type in (bool, "bool")}
 
@@ -47,6 +49,24 @@ def settings_from_args(args: argparse.Namespace, names: Sequence[str], **fixed: 
     flags = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     flags.update(fixed)
     return load_settings(getattr(args, "config", None), flags)
+
+
+def warn_secret_flags(args: argparse.Namespace) -> None:
+    """Warn when a secret setting came with a password on the command line, where every
+    user of the machine sees it (``ps``, ``/proc/PID/cmdline``)."""
+    for name, (_sec, f) in FIELDS.items():
+        value = getattr(args, name, None)
+        if not f.metadata.get("secret") or not isinstance(value, str):
+            continue
+        if name.endswith("password") or len(secret_parts(value)) > 1:
+            var = f"FRAUDFLOW_{name.upper()}"
+            logging.getLogger("fraudflow").warning(
+                "--%s carries a password on the command line, visible to every user in ps: "
+                "use %s or %s_FILE instead",
+                name.replace("_", "-"),
+                var,
+                var,
+            )
 
 
 def fail(message: str, code: int = 2) -> int:

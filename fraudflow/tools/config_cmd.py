@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fraudflow.config.settings import ConfigError, describe, load_settings
+from fraudflow.config.settings import ConfigError, describe, load_settings, masked_lines
 from fraudflow.tools.common import fail
 
 
@@ -16,7 +16,7 @@ def register(sub: Any) -> None:
         help="list settings, or check a settings file",
         description="Without --check: print every setting (YAML section.name, environment "
         "variable, default, meaning). With --check FILE: load FILE plus FRAUDFLOW_* variables "
-        "and report errors.",
+        "and report errors, then print every setting with secrets masked.",
     )
     p.add_argument("--check", type=Path, metavar="FILE", help="validate this settings file")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown (docs)")
@@ -30,7 +30,8 @@ def main(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             return fail(str(exc))
         print(f"{args.check}: ok")
-        print(s)
+        for line in masked_lines(s):  # secrets, secret-like librdkafka keys, DSN passwords
+            print(line)
         return 0
     rows = describe()
     if args.markdown:

@@ -29,6 +29,7 @@ from fraudflow.tools.common import (
     print_summary,
     progress,
     settings_from_args,
+    warn_secret_flags,
 )
 from fraudflow.tools.evaluate import evaluate, read_jsonl, read_topic, report
 from fraudflow.tools.produce import produce_to_kafka
@@ -60,7 +61,7 @@ def register(sub: Any) -> None:
         "--out-dir", type=Path, default=Path("out/demo"), help="where outputs go [out/demo]"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    add_settings_flags(p, ("rules", "postgres_dsn", "redis_url", "metrics_port"))
+    add_settings_flags(p, ("rules", "postgres_dsn", "redis_url", "metrics_port", "metrics_host"))
     p.set_defaults(func=main)
 
 
@@ -75,12 +76,13 @@ def main(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    warn_secret_flags(args)
     with EmbeddedBroker(log_path=out / "broker.log") as broker:
         say(f"embedded broker (Tansu) on {broker.bootstrap}")
         try:
             settings = settings_from_args(
                 args,
-                ("rules", "postgres_dsn", "redis_url", "metrics_port"),
+                ("rules", "postgres_dsn", "redis_url", "metrics_port", "metrics_host"),
                 brokers=broker.bootstrap,
                 from_beginning=True,
                 exit_at_end=True,
@@ -106,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
         say(f"produced {produced.count:,} transactions; running the detection flow ...")
         io = kafka_io(settings)
         if settings.sinks.metrics_port is not None:
-            start_metrics_server(settings.sinks.metrics_port)
+            start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
         flow = build_flow(settings, io)
         with progress(io.stats, enabled=not args.quiet):
             run_flow(flow, settings)

@@ -29,11 +29,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from fraudflow import sparse_world
 from fraudflow.generator import DEFAULT_START, MALFORMED_KINDS, generate, malformed
 from fraudflow.tools.common import ProgressBar, fail
 
 VALID = "valid"  # the kind of a good transaction in :func:`messages`
 FILE_KINDS = tuple(k for k in MALFORMED_KINDS if k != "empty_key")  # a file carries no key
+RETAIL = "retail"  # fraudflow.generator: the default world
+WORLDS = (RETAIL, sparse_world.NAME)
 
 # librdkafka settings for throughput; anything here can be overridden by --kafka-config
 PRODUCER_DEFAULTS: dict[str, str | int | float] = {
@@ -153,20 +156,25 @@ def messages(
     compromised_merchants: int = 0,
     compromise_days: float = 14.0,
     kinds: tuple[str, ...] = MALFORMED_KINDS,
+    world: str = RETAIL,
 ) -> Iterator[tuple[bytes | None, bytes, str, dict[str, Any] | None]]:
     """(key, value, kind, record) for every message: kind is VALID or a malformed kind.
 
     The record is the generated dict for valid messages and None for bad ones.
+    ``world`` picks the generator: ``retail`` (:mod:`fraudflow.generator`) or
+    ``sparse`` (:mod:`fraudflow.sparse_world`, which has no event rate or
+    compromised-merchant settings: its own fraud mechanics run at ``anomaly_rate``).
     """
     if bad and count < 1:
         raise ValueError("--malformed needs at least one valid record (--count >= 1) to copy from")
-    records = generate(
+    records = _records(
+        world,
         count,
         users=users,
         seed=seed,
         anomaly_rate=anomaly_rate,
         start=start,
-        rate=event_rate,
+        event_rate=event_rate,
         compromised_merchants=compromised_merchants,
         compromise_days=compromise_days,
     )
@@ -183,6 +191,41 @@ def messages(
         pool.append(rec)
     for key, value, kind in bad_iter:
         yield key, value, kind, None
+
+
+def _records(
+    world: str,
+    count: int,
+    *,
+    users: int,
+    seed: int,
+    anomaly_rate: float,
+    start: datetime | None,
+    event_rate: float | None,
+    compromised_merchants: int,
+    compromise_days: float,
+) -> Iterator[dict[str, Any]]:
+    if world == RETAIL:
+        return generate(
+            count,
+            users=users,
+            seed=seed,
+            anomaly_rate=anomaly_rate,
+            start=start,
+            rate=event_rate,
+            compromised_merchants=compromised_merchants,
+            compromise_days=compromise_days,
+        )
+    if world == sparse_world.NAME:
+        if event_rate is not None or compromised_merchants:
+            raise ValueError(
+                f"--world {world} has no --event-rate or --compromised-merchants "
+                "(its rates and merchant compromises are part of the world)"
+            )
+        return sparse_world.generate(
+            count, users=users, seed=seed, anomaly_rate=anomaly_rate, start=start
+        )
+    raise ValueError(f"--world must be one of {', '.join(WORLDS)}, got {world!r}")
 
 
 def truth_line(rec: Mapping[str, Any]) -> bytes:
@@ -291,6 +334,7 @@ def produce_to_file(
     rate: float | None = None,
     truth: Path | None = None,
     progress: bool = False,
+    world: str = RETAIL,
 ) -> ProduceSummary:
     """Write the records (and bad values) as JSON lines to ``out``; returns the summary."""
     msgs = messages(
@@ -304,6 +348,7 @@ def produce_to_file(
         compromised_merchants=compromised_merchants,
         compromise_days=compromise_days,
         kinds=FILE_KINDS,
+        world=world,
     )
     summary = ProduceSummary(
         destination=f"file {out}" if isinstance(out, Path) else "file <stream>"
@@ -384,6 +429,7 @@ def produce_to_kafka(
     config: Mapping[str, Any] | None = None,
     progress: bool = False,
     flush_timeout: float = 120.0,
+    world: str = RETAIL,
 ) -> ProduceSummary:
     """Produce to ``topic`` (created with ``partitions`` if missing), keyed by user_id.
 
@@ -427,6 +473,7 @@ def produce_to_kafka(
         event_rate=event_rate,
         compromised_merchants=compromised_merchants,
         compromise_days=compromise_days,
+        world=world,
     )
     with _open_truth(truth) as t:
         _run(summary, msgs, send, total=count + malformed, rate=rate, truth=t, progress=progress)
@@ -495,9 +542,12 @@ def register(sub: Any) -> None:
             "  fraudflow produce --out txns.jsonl --truth truth.jsonl --count 5000 --malformed 50\n"
             "  fraudflow produce --out cm.jsonl --count 300000 --users 1000 "
             "--compromised-merchants 3\n"
+            "  fraudflow produce --world sparse --out sparse.jsonl --count 1000000 --seed 1\n"
             "Event time starts at --start (default "
             f"{DEFAULT_START.isoformat().replace('+00:00', 'Z')}) and advances about 12 "
-            "transactions per user per day, so 100,000 records over 2,000 users span ~4 days. "
+            "transactions per user per day, so 100,000 records over 2,000 users span ~4 days "
+            "(the sparse world: about 4.4, so 1,000,000 records over 2,000 users span ~113 "
+            "days). "
             "Bad records (--malformed) carry a '_malformed' field naming their kind where "
             "they are still JSON objects; in a file, the empty_key kind is left out."
         ),
@@ -541,6 +591,17 @@ def register(sub: Any) -> None:
         type=int,
         default=7,
         help="random seed; same seed, same records [default: %(default)s]",
+    )
+    p.add_argument(
+        "--world",
+        choices=WORLDS,
+        default=RETAIL,
+        help=(
+            "which synthetic world: 'retail' (rich records, the scenarios above) or 'sparse' "
+            "(only transaction_id, user_id, amount, timestamp, merchant_id; fraud "
+            "compromised_merchant, card_shift, large_amount; see docs/backtest.md) "
+            "[default: %(default)s]"
+        ),
     )
     p.add_argument(
         "--anomaly-rate",
@@ -626,6 +687,8 @@ def main(args: argparse.Namespace) -> int:
         return fail("give either --brokers HOST:PORT (with --topic) or --out FILE.jsonl")
     if not 0 <= args.anomaly_rate <= 0.5:
         return fail(f"--anomaly-rate must be within [0, 0.5], got {args.anomaly_rate}")
+    if args.world != RETAIL and (args.event_rate is not None or args.compromised_merchants):
+        return fail(f"--world {args.world} has no --event-rate or --compromised-merchants")
     if args.malformed and not args.count:
         return fail("--malformed needs --count >= 1 (bad records are built from valid ones)")
     to_stdout = args.out is not None and str(args.out) == "-"
@@ -643,6 +706,7 @@ def main(args: argparse.Namespace) -> int:
         "rate": args.rate,
         "truth": args.truth,
         "progress": progress,
+        "world": args.world,
     }
     try:
         if args.out is not None:

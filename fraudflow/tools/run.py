@@ -14,12 +14,14 @@ from fraudflow.config.settings import ConfigError
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
 from fraudflow.sinks.metrics import start_metrics_server
+from fraudflow.sinks.retry import SinkError
 from fraudflow.tools.common import (
     add_settings_flags,
     fail,
     print_summary,
     progress,
     settings_from_args,
+    warn_secret_flags,
 )
 
 FLAGS = (
@@ -38,6 +40,7 @@ FLAGS = (
     "postgres_dsn",
     "redis_url",
     "metrics_port",
+    "metrics_host",
 )
 
 
@@ -77,19 +80,29 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    warn_secret_flags(args)
     try:
         settings = settings_from_args(args, FLAGS)
         io = kafka_io(settings)
     except ConfigError as exc:
         return fail(str(exc))
+    except SinkError as exc:  # start-up migration: store refused or unreachable past the limit
+        return fail(str(exc), 1)
     if settings.sinks.metrics_port is not None:
-        start_metrics_server(settings.sinks.metrics_port)
+        start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     addresses = args.addresses.split(";") if args.addresses else None
-    with progress(io.stats, enabled=not args.quiet):
-        run_flow(
-            flow, settings, workers=args.workers, process_id=args.process_id, addresses=addresses
-        )
+    try:
+        with progress(io.stats, enabled=not args.quiet):
+            run_flow(
+                flow,
+                settings,
+                workers=args.workers,
+                process_id=args.process_id,
+                addresses=addresses,
+            )
+    except ConfigError as exc:  # e.g. a recovery directory that holds damaged snapshots
+        return fail(str(exc))
     k = settings.kafka
     ok = print_summary(
         io.stats,

@@ -46,8 +46,9 @@ def pg_bindir() -> Path:
 class PrivatePostgres:
     """A throwaway PostgreSQL cluster; ``dsn`` reaches database ``postgres`` as ``postgres``."""
 
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, settings: dict[str, str] | None = None) -> None:
         self.root = root
+        self.settings = dict(settings or {})  # extra ``-c name=value`` server settings
         self.data = root / "data"
         self.port = port
         self.log = root / "server.log"
@@ -90,6 +91,8 @@ class PrivatePostgres:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
             " -c full_page_writes=off -c max_connections=40"
         )
+        for name, value in self.settings.items():
+            opts += f" -c {name}={value}"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
         wait_until(self._ping, "private PostgreSQL")
 
@@ -106,10 +109,15 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A running private PostgreSQL; stopped and deleted on exit."""
+def private_postgres(settings: dict[str, str] | None = None) -> Iterator[PrivatePostgres]:
+    """A running private PostgreSQL; stopped and deleted on exit.
+
+    A fresh ``initdb`` preloads nothing: TimescaleDB, if installed, is available
+    but not preloaded. ``settings`` adds server settings, e.g.
+    ``{"shared_preload_libraries": "timescaledb", "timescaledb.license": "apache"}``.
+    """
     root = Path(tempfile.mkdtemp(prefix="fraudflow-pg-"))
-    pg = PrivatePostgres(root, free_port())
+    pg = PrivatePostgres(root, free_port(), settings)
     try:
         pg.init()
         pg.start()

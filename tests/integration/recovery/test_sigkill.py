@@ -17,7 +17,7 @@ import pytest
 from fraudflow.connectors.broker import EmbeddedBroker, free_port
 from fraudflow.tools.evaluate import read_topic
 from fraudflow.tools.produce import produce_to_kafka
-from tests.support.system import fresh_database
+from tests.support.system import fresh_database, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +58,17 @@ def run_cluster(cmd: list[str], processes: int) -> None:
         assert p.returncode == 0, err[-3000:]
 
 
+def wait_for_recovery_store(procs: list[subprocess.Popen[bytes]], dirs: list[Path]) -> None:
+    """Wait until every process has created its recovery store (start-up takes seconds on
+    a loaded machine), so that a kill lands in the run, not before the store exists."""
+
+    def ready() -> None:
+        assert all(p.poll() is None for p in procs), "the flow ended before its store existed"
+        assert all(any(d.glob("part-*.sqlite3")) for d in dirs), "no recovery store yet"
+
+    wait_until(ready, "the recovery store", timeout=120.0)
+
+
 def alerts_in(dsn: str) -> dict[str, tuple[float, str]]:
     with psycopg.connect(dsn) as c:
         rows = c.execute("select alert_id, score, tier from alerts").fetchall()
@@ -81,7 +92,8 @@ def test_sigkill_and_restart_gives_the_uninterrupted_alerts(
         kills = 0
         for _ in range(3):
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(2.0, 4.5))
+            wait_for_recovery_store([proc], [recovery])
+            time.sleep(rng.uniform(0.5, 2.5))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
@@ -123,7 +135,8 @@ def test_resume_with_more_processes_on_the_same_recovery_store(
         recovery = tmp_path / "recovery"
         cmd = flow_cmd(broker.bootstrap, topic, f"{topic}-c", crash_db, recovery)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(3.0)
+        wait_for_recovery_store([proc], [recovery])
+        time.sleep(1.5)
         assert proc.poll() is None, "the flow finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -153,7 +166,8 @@ def test_cluster_with_one_recovery_directory_per_process(
             subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for c in pod_cmds()
         ]
-        time.sleep(4.0)
+        wait_for_recovery_store(procs, [tmp_path / f"pod-{i}" for i in range(2)])
+        time.sleep(1.5)
         assert all(p.poll() is None for p in procs), "the flow finished before it could be killed"
         for p in procs:
             os.kill(p.pid, signal.SIGKILL)

@@ -1,4 +1,8 @@
-"""PostgresSink and migrations against the machine's real PostgreSQL."""
+"""PostgresSink and migrations against the machine's real PostgreSQL, on both layouts.
+
+Tests taking ``store`` run twice: native partitions and TimescaleDB hypertables
+(see conftest.py); the partition-maintenance tests are native-layout only.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.retry import SinkUnavailable
 from fraudflow.sinks.schema import MIGRATIONS, table_layout
 from tests.support.services import free_port
+from tests.support.timescale import Store
 from tests.unit.sinks.factory import make_decision
 
 pytestmark = pytest.mark.integration
@@ -34,17 +39,24 @@ def batch(n: int, start: int = 0, **kw: Any) -> list[Any]:
     ]
 
 
-def test_migrate_is_versioned_and_idempotent(pg_dsn: Secret) -> None:
-    assert migrate(pg_dsn) == [m.id for m in MIGRATIONS]
+def test_migrate_is_versioned_and_idempotent(store: Store) -> None:
+    pg_dsn = store.dsn  # migrated once by the fixture, in store.layout
     assert migrate(pg_dsn) == []
+    assert migrate(pg_dsn, layout="partitioned") == []  # the tables' layout wins
     rows = q(pg_dsn, "select id, layout from fraudflow_schema_migrations order by id")
-    assert rows == [(m.id, "partitioned") for m in MIGRATIONS]  # no timescaledb on this server
+    assert rows == [(m.id, store.layout) for m in MIGRATIONS]
     with psycopg.connect(pg_dsn.reveal()) as c:
-        assert table_layout(c, "alerts") == "partitioned"
-        assert table_layout(c, "decisions") == "partitioned"
+        assert table_layout(c, "alerts") == store.layout
+        assert table_layout(c, "decisions") == store.layout
     idx = {r[0] for r in q(pg_dsn, "select indexname from pg_indexes where tablename = 'alerts'")}
     assert {"alerts_user_time_idx", "alerts_tier_time_idx", "alerts_rule_ids_idx"} <= idx
-    assert q(pg_dsn, "select relname from pg_class where relname = 'alerts_default'")
+    default = q(pg_dsn, "select relname from pg_class where relname = 'alerts_default'")
+    assert bool(default) == (store.layout == "partitioned")
+
+
+def test_a_fresh_database_gets_all_migrations(pg_dsn: Secret) -> None:
+    assert migrate(pg_dsn, layout="partitioned") == [m.id for m in MIGRATIONS]
+    assert migrate(pg_dsn) == []
 
 
 def test_concurrent_migrations_apply_once(pg_dsn: Secret) -> None:
@@ -57,8 +69,8 @@ def test_concurrent_migrations_apply_once(pg_dsn: Secret) -> None:
     assert sorted(len(r) for r in results) == [0, 0, 0, len(MIGRATIONS)]
 
 
-def test_writes_rows_and_replays_add_nothing(pg_dsn: Secret) -> None:
-    migrate(pg_dsn)
+def test_writes_rows_and_replays_add_nothing(store: Store) -> None:
+    pg_dsn = store.dsn
     part = PostgresSink(pg_dsn).build("pg", 0, 1)
     ds = batch(30)
     part.write_batch(ds)
@@ -98,8 +110,8 @@ def test_writes_rows_and_replays_add_nothing(pg_dsn: Secret) -> None:
     assert row[15].timestamp() == d.processed_at
 
 
-def test_alerts_only_skips_decisions(pg_dsn: Secret) -> None:
-    migrate(pg_dsn)
+def test_alerts_only_skips_decisions(store: Store) -> None:
+    pg_dsn = store.dsn
     part = PostgresSink(pg_dsn, alerts_only=True).build("pg", 0, 1)
     part.write_batch(batch(9))
     part.write_batch([make_decision(99, tier="approve")])
@@ -109,14 +121,16 @@ def test_alerts_only_skips_decisions(pg_dsn: Secret) -> None:
 
 
 def test_the_sink_migrates_an_empty_database_itself(pg_dsn: Secret) -> None:
-    part = PostgresSink(pg_dsn).build("pg", 0, 1)
+    part = PostgresSink(pg_dsn, layout="partitioned").build("pg", 0, 1)
     part.write_batch(batch(3))
     part.close()
     assert q(pg_dsn, "select count(*) from decisions") == [(3,)]
+    with psycopg.connect(pg_dsn.reveal()) as c:
+        assert table_layout(c) == "partitioned"
 
 
 def test_monthly_partitions_are_made_across_months_and_years(pg_dsn: Secret) -> None:
-    migrate(pg_dsn)
+    migrate(pg_dsn, layout="partitioned")
     times = [
         "2023-11-30T23:59:59",
         "2023-12-15T00:00:00",
@@ -158,7 +172,7 @@ def test_monthly_partitions_are_made_across_months_and_years(pg_dsn: Secret) -> 
 
 
 def test_rows_parked_in_default_move_to_their_new_partition(pg_dsn: Secret) -> None:
-    migrate(pg_dsn)
+    migrate(pg_dsn, layout="partitioned")
     early = make_decision(1, tier="review", at="2022-06-01T00:00:00")
     with psycopg.connect(pg_dsn.reveal()) as c:
         # as if written while the month had no partition yet
@@ -180,41 +194,18 @@ def test_rows_parked_in_default_move_to_their_new_partition(pg_dsn: Secret) -> N
     ]  # the replay did not duplicate
 
 
-def test_investigator_queries(pg_dsn: Secret) -> None:
-    migrate(pg_dsn)
-    part = PostgresSink(pg_dsn).build("pg", 0, 1)
-    part.write_batch(
-        [
-            make_decision(1, user="alice", tier="review", rules=("R_A",), at="2024-03-01T00:00:00"),
-            make_decision(
-                2, user="alice", tier="block", rules=("R_A", "R_B"), at="2024-03-02T00:00:00"
-            ),
-            make_decision(3, user="bob", tier="block", rules=("R_B",), at="2024-03-03T00:00:00"),
-        ]
-    )
-    part.close()
-    assert q(pg_dsn, "select count(*) from alerts where user_id = 'alice'") == [(2,)]
-    assert q(pg_dsn, "select user_id from alerts where rule_ids @> array['R_B'] order by 1") == [
-        ("alice",),
-        ("bob",),
-    ]
-    assert q(
-        pg_dsn,
-        "select tier, count(*) from alerts where event_time >= '2024-03-02' group by 1 order by 1",
-    ) == [("block", 2)]
-
-
 def _grafana_macros(sql: str) -> str:
     sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 between '2024-01-01' and '2024-12-31'", sql)
-    return re.sub(
-        r"\$__timeGroupAlias\((\w+), '5m'\)",
-        r"to_timestamp(floor(extract(epoch from \1) / 300) * 300) as time",
-        sql,
-    )
+
+    def group(m: re.Match[str]) -> str:
+        secs = int(m[2]) * (60 if m[3] == "m" else 3600)
+        return f"to_timestamp(floor(extract(epoch from {m[1]}) / {secs}) * {secs}) as time"
+
+    return re.sub(r"\$__timeGroupAlias\((\w+), '(\d+)([mh])'\)", group, sql)
 
 
-def test_dashboard_sql_runs_on_the_schema(pg_dsn: Secret) -> None:
-    migrate(pg_dsn)
+def test_dashboard_sql_runs_on_the_schema(store: Store) -> None:
+    pg_dsn = store.dsn
     part = PostgresSink(pg_dsn).build("pg", 0, 1)
     part.write_batch(batch(12, at="2024-05-05T10:00:00"))
     part.close()

@@ -14,6 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 
 from fraudflow.connectors.broker import EmbeddedBroker
 from fraudflow.generator import MALFORMED_KINDS, generate
+from fraudflow.sparse_world import generate as sparse_generate
 from fraudflow.tools import evaluate as ev
 from fraudflow.tools.evaluate import read_topic
 from fraudflow.tools.produce import ensure_topic, produce_to_kafka
@@ -151,3 +152,16 @@ def test_read_topic_errors(broker: EmbeddedBroker, topic: str) -> None:
     assert read_topic(broker.bootstrap, topic, timeout=10) == []  # empty: nothing to wait for
     with pytest.raises(RuntimeError, match=re.escape("Kafka at 127.0.0.1:1")):
         read_topic("127.0.0.1:1", topic, timeout=2)
+
+
+def test_sparse_world_goes_to_the_topic_keyed_by_user(broker: EmbeddedBroker, topic: str) -> None:
+    s = produce_to_kafka(
+        broker.bootstrap, topic, 1500, users=50, seed=6, partitions=2, world="sparse"
+    )
+    assert s.ok
+    assert s.delivered == 1500
+    msgs = read_raw(broker.bootstrap, topic)
+    expected = {orjson.dumps(r): r for r in sparse_generate(1500, users=50, seed=6)}
+    assert sorted(v for _p, _k, v in msgs) == sorted(expected)
+    for _p, key, value in msgs:
+        assert key == expected[value]["user_id"].encode()

@@ -12,7 +12,7 @@ from fraudflow.config.settings import FeatureSettings, ValidationSettings
 from fraudflow.operators.catalogue import feature_catalogue
 from fraudflow.operators.features import FeatureParams, user_step
 from fraudflow.records import DeadLetter, FeatureRow, Transaction
-from fraudflow.state.user import UserState
+from fraudflow.state.user import MAX_IDS, UserState
 
 P = FeatureParams.from_settings(FeatureSettings(), ValidationSettings())
 T0 = 1_767_225_600.0
@@ -168,7 +168,9 @@ def test_state_is_bounded() -> None:
     assert all(state.habits.count(kind) <= 8 for kind in range(5))
     assert len(state.habits.keys) <= 5 * 8
     assert len(state.recent_amt) <= 32
-    assert len(pickle.dumps(state)) < 4096
+    # the duplicate horizon is by time: all 2,000 ids of the last 24h, 16 bytes each
+    assert len(state.ids) == len(state.id_at) == 2000
+    assert len(pickle.dumps(state)) < 4096 + 16 * 2000
 
 
 def test_pickle_round_trip_continues_identically() -> None:
@@ -185,3 +187,36 @@ def test_pickle_round_trip_continues_identically() -> None:
     _, a = run(rest, state)
     _, b = run(rest, restored)
     assert rows(a) == rows(b)
+
+
+def test_duplicate_ids_are_kept_for_the_horizon_in_event_time_then_forgotten() -> None:
+    hour = 3600.0
+    state, out = run([txn(i, T0 + hour * i) for i in range(30)])  # 29 h, horizon 24 h
+    assert len(state.ids) == 24  # ids seen in the last 24 h of the user's time (half-open)
+    assert list(state.id_at) == sorted(state.id_at)
+    # an id inside the horizon is a duplicate, one beyond it is not
+    state, out = run([txn(10, T0 + hour * 30), txn(3, T0 + hour * 30 + 1)], state)
+    assert isinstance(out[0], DeadLetter)
+    assert out[0].code == "duplicate"
+    assert isinstance(out[1], FeatureRow)
+
+
+def test_duplicate_ids_per_user_are_capped() -> None:
+    state = UserState(8)
+    for i in range(MAX_IDS + 100):
+        state.remember_id(i, T0 + i / 1000)
+        state.forget_ids(T0 - 86400)  # as user_step does after each record
+    assert len(state.ids) == len(state.id_at) == MAX_IDS
+    assert state.ids[0] == 100  # the oldest went first
+    assert len(pickle.dumps(state)) < 16 * MAX_IDS + 4096
+
+
+def test_a_snapshot_from_before_the_time_horizon_still_loads() -> None:
+    state, _ = run([txn(i, T0 + 60 * i) for i in range(5)])
+    old = state.__getstate__()[:11]  # the previous layout: ids aligned with event times
+    restored = UserState.__new__(UserState)
+    restored.__setstate__(old)
+    assert list(restored.ids) == list(state.ids)
+    assert list(restored.id_at) == list(restored.ev_ts)
+    _, out = run([txn(2, T0 + 400)], restored)
+    assert isinstance(out[0], DeadLetter)

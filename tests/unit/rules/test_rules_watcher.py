@@ -33,7 +33,7 @@ def clock() -> Clock:
 
 
 def watcher(directory: Path, catalogue: dict[str, FeatureSpec], clock: Clock) -> RuleWatcher:
-    return RuleWatcher(directory, catalogue, timedelta(seconds=5), clock=clock)
+    return RuleWatcher(directory, catalogue, timedelta(seconds=5), clock=clock, background=False)
 
 
 def test_reloads_on_change_at_most_every_interval(

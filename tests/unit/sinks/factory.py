@@ -63,7 +63,7 @@ def make_decision(
     }
     feats.update(features or {})
     return Decision(
-        alert_id=alert_id(tid, MODEL_VERSION, RULES_VERSION),
+        alert_id=alert_id(txn.user_id, tid, MODEL_VERSION, RULES_VERSION),
         txn=txn,
         score=score,
         tier=tier,

@@ -97,6 +97,11 @@ def test_prometheus_queries_use_metrics_that_exist(dash: dict[str, Any]) -> None
 def test_sql_panels_query_the_alerts_table(dash: dict[str, Any]) -> None:
     sqls = [t["rawSql"] for p in panels(dash) for t in p["targets"] if "rawSql" in t]
     assert len(sqls) >= 3
+    hourly = [q for q in sqls if re.search(r"\bFROM alerts_hourly\b", q)]
+    assert len(hourly) == 2  # per tier and top rules read the continuous aggregate
     for q in sqls:
-        assert re.search(r"\bFROM alerts\b", q)
-        assert "$__timeFilter(event_time)" in q
+        if q in hourly:
+            assert "$__timeFilter(bucket)" in q
+        else:
+            assert re.search(r"\bFROM alerts\b", q)
+            assert "$__timeFilter(event_time)" in q
