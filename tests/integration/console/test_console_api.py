@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from fraudflow.config.settings import ValidationSettings
 from fraudflow.console.app import create_app
 from fraudflow.operators.parse import parse_label
-from tests.integration.console.conftest import Console, alert_row, auth, insert, token
+from tests.integration.console.console_support import Console, alert_row, auth, insert, token
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from fraudflow.sinks.postgres import decision_row
 from fraudflow.sinks.schema import WRITE_COLUMNS
 from fraudflow.tools.backtest import replay
 from fraudflow.tools.evaluate import read_topic
-from tests.integration.console.conftest import SECRET, token
+from tests.integration.console.console_support import SECRET, token
 
 pytestmark = pytest.mark.integration
 

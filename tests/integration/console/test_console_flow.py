@@ -31,7 +31,7 @@ from fastapi.testclient import TestClient
 from fraudflow.connectors.broker import EmbeddedBroker
 from fraudflow.console.app import create_app
 from fraudflow.tools.evaluate import read_topic
-from tests.integration.console.conftest import auth, console_settings
+from tests.integration.console.console_support import auth, console_settings
 
 pytestmark = pytest.mark.integration
 

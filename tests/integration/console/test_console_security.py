@@ -19,7 +19,14 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from fraudflow.console.app import COOKIE, UI_HEADER, create_app
-from tests.integration.console.conftest import SECRET, Console, alert_row, auth, insert, token
+from tests.integration.console.console_support import (
+    SECRET,
+    Console,
+    alert_row,
+    auth,
+    insert,
+    token,
+)
 
 pytestmark = pytest.mark.integration
 
