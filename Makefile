@@ -22,6 +22,12 @@ test: $(STAMP) lint
 	$(PY) -m tests.support.timescale
 	$(PY) -m pytest
 
+# The console's browser test drives Debian's chromium (Playwright's own browser
+# download is unreachable): installed here when missing; a failed install stops the run.
+test: /usr/bin/chromium
+/usr/bin/chromium:
+	apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+
 bench: $(STAMP)
 	$(VENV)/bin/fraudflow bench
 

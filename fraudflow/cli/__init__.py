@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "fraudflow.cli.bench",
     "fraudflow.cli.rules",
     "fraudflow.cli.config",
+    "fraudflow.cli.console",
 )
 
 

@@ -247,6 +247,23 @@ class RulesSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    jwt_secret: Secret | None = _opt(
+        None, "HS256 key of the analyst console's bearer tokens (environment only)", secret=True
+    )
+    jwt_public_key: Path | None = _opt(
+        None, "PEM public key file: the console accepts RS256 tokens signed by its private key"
+    )
+    jwt_jwks_url: str | None = _opt(
+        None, "JWKS URL of an identity provider: the console accepts its RS256 tokens"
+    )
+    jwt_audience: str | None = _opt(None, "when set, console tokens must carry this 'aud'")
+    jwt_issuer: str | None = _opt(None, "when set, console tokens must carry this 'iss'")
+    serve_host: str = _opt("127.0.0.1", "address the console listens on (0.0.0.0 in a container)")
+    serve_port: int = _opt(8080, "port of the console's API and web UI")
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
@@ -257,6 +274,7 @@ class Settings:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -365,6 +383,7 @@ SECTIONS: dict[str, type[Any]] = {
     "recovery": RecoverySettings,
     "rules": RulesSettings,
     "feedback": FeedbackSettings,
+    "console": ConsoleSettings,
 }
 _HINTS = {sec: typing.get_type_hints(cls) for sec, cls in SECTIONS.items()}
 FIELDS: dict[str, tuple[str, dataclasses.Field[Any]]] = {

@@ -15,6 +15,7 @@ from fraudflow.cli import build_parser
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 SERVICES = {"redpanda", "timescaledb", "redis", "prometheus", "grafana", "fraudflow", "producer"}
+SERVICES |= {"console"}  # the analyst console (test_console_manifests.py)
 
 
 def _compose() -> dict[str, Any]:
