@@ -783,8 +783,19 @@ def resolve(
             sources[name] = f"flag {flag}"
         except ConfigError as exc:
             problems.extend(exc.problems)
-    s = _assemble(merged, problems)
+    try:
+        s = _assemble(merged, problems)
+    except ConfigError as exc:
+        raise ConfigError([_with_source(p, sources) for p in exc.problems]) from None
     return Resolved(s, types.MappingProxyType(sources), tuple(unknown_variables(env)))
+
+
+def _with_source(problem: str, sources: Mapping[str, str]) -> str:
+    """A check's problem about ``section.name`` says where that value came from."""
+    for name, src in sources.items():
+        if problem.startswith(f"{FIELDS[name][0]}.{name}:"):
+            return f"{problem} (set by {src})"
+    return problem
 
 
 def load_settings(
