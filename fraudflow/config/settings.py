@@ -452,7 +452,7 @@ def _convert(value: Any, hint: Any) -> Any:
             raise ValueError(f"not an integer: {value!r}")
         try:
             return int(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"not an integer: {value!r}") from None
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -476,7 +476,10 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint is timedelta:
         if isinstance(value, bool) or not isinstance(value, str | int | float | timedelta):
             raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 36h, 7d)")
-        return parse_duration(value)
+        try:
+            return parse_duration(value)
+        except OverflowError:
+            raise ValueError(f"not a duration: {value!r} is too long") from None
     if origin is tuple:
         if isinstance(value, str):
             items: list[Any] = value.split(",")
@@ -791,10 +794,18 @@ def resolve(
 
 
 def _with_source(problem: str, sources: Mapping[str, str]) -> str:
-    """A check's problem about ``section.name`` says where that value came from."""
-    for name, src in sources.items():
-        if problem.startswith(f"{FIELDS[name][0]}.{name}:"):
-            return f"{problem} (set by {src})"
+    """A check's problem about settings that were given says where their values came from."""
+    head = problem.split(":", 1)[0]
+    named = [
+        (name, src)
+        for name, src in sources.items()
+        if head in (FIELDS[name][0], f"{FIELDS[name][0]}.{name}")
+        and re.search(rf"\b{name}\b", problem)
+    ]
+    if len(named) == 1:
+        return f"{problem} (set by {named[0][1]})"
+    if named:
+        return f"{problem} ({'; '.join(f'{n} set by {src}' for n, src in named)})"
     return problem
 
 
