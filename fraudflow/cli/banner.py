@@ -4,8 +4,8 @@ One block on stderr before the flow starts (``--quiet`` leaves it out): brokers,
 with its partition count as the broker reports it, the rules and model versions, and the
 recovery state. The recovery state is read from Bytewax's SQLite partitions without writing
 to them: ``exs`` holds one row per earlier execution and ``commits`` the epoch each partition
-has committed its snapshots through; Bytewax resumes a flow at the oldest committed epoch of
-its partitions, so that is the epoch shown.
+has committed its snapshots through; the oldest of these is the epoch shown (the flow cannot
+resume past it).
 """
 
 from __future__ import annotations
