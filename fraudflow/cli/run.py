@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from fraudflow.cli.banner import print_banner
 from fraudflow.cli.common import (
     add_settings_flags,
     fail,
@@ -66,7 +67,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "-a", "--addresses", default=None, help="cluster addresses HOST:PORT;HOST:PORT;..."
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--quiet", action="store_true", help="no start-up banner and no progress lines on stderr"
+    )
     p.add_argument(
         "--summary-json",
         type=Path,
@@ -91,6 +94,8 @@ def main(args: argparse.Namespace) -> int:
     if settings.sinks.metrics_port is not None:
         start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
+    if not args.quiet:
+        print_banner(settings, io.stats.rules_version, io.stats.model_version)
     addresses = args.addresses.split(";") if args.addresses else None
     try:
         with progress(io.stats, enabled=not args.quiet):

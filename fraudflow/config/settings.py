@@ -13,11 +13,13 @@ datetime.timedelta(days=1, seconds=43200)
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +35,25 @@ DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "default"
 
 
 class ConfigError(ValueError):
-    """A setting is missing, malformed or inconsistent; the message names it."""
+    """A setting is missing, malformed or inconsistent; the message names it.
+
+    Several problems found at once are kept in ``problems`` and all shown.
+
+    >>> print(ConfigError(["FRAUDFLOW_SEED: not an integer: 'x'", "--hst-trees: not an integer"]))
+    2 problems in the settings:
+      FRAUDFLOW_SEED: not an integer: 'x'
+      --hst-trees: not an integer
+    """
+
+    def __init__(self, problem: str | list[str]) -> None:
+        self.problems = [problem] if isinstance(problem, str) else list(problem)
+        if len(self.problems) == 1:
+            text = self.problems[0]
+        else:
+            text = f"{len(self.problems)} problems in the settings:\n  " + "\n  ".join(
+                self.problems
+            )
+        super().__init__(text)
 
 
 class Secret(str):
@@ -285,23 +305,35 @@ class Settings:
 
 
 def _check(s: Settings) -> None:
+    problems: list[str] = []
+    for part in (_check_main, _check_feedback_of, _check_outputs):
+        try:
+            part(s)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _check_main(s: Settings) -> None:
+    """Each failed condition is a problem; all are raised together."""
+    problems: list[str] = []
     e = s.ensemble
     if not 0 < e.review_threshold < e.block_threshold <= 1:
         msg = (
             "ensemble: need 0 < review_threshold < block_threshold <= 1, got "
             f"{e.review_threshold} and {e.block_threshold}"
         )
-        raise ConfigError(msg)
+        problems.append(msg)
     for name in ("weight_hst", "weight_zscore", "weight_iqr", "weight_rules", "weight_supervised"):
         if not 0 <= getattr(e, name) <= 1:
-            raise ConfigError(f"ensemble.{name}: must be within [0, 1]")
+            problems.append(f"ensemble.{name}: must be within [0, 1]")
     if e.weight_entity < 0:
-        raise ConfigError("ensemble.weight_entity: must be >= 0")
+        problems.append("ensemble.weight_entity: must be >= 0")
     if not 0 <= e.alert_budget < 1 or e.alert_budget_window < 100:
-        raise ConfigError("ensemble: need 0 <= alert_budget < 1 and alert_budget_window >= 100")
-    _check_feedback(s.feedback)
+        problems.append("ensemble: need 0 <= alert_budget < 1 and alert_budget_window >= 100")
     if not s.features.windows or any(w.total_seconds() <= 0 for w in s.features.windows):
-        raise ConfigError("features.windows: need at least one positive window")
+        problems.append("features.windows: need at least one positive window")
     for name, low in (
         ("hst_trees", 1),
         ("hst_height", 1),
@@ -309,37 +341,42 @@ def _check(s: Settings) -> None:
         ("hst_warmup", 0),
     ):
         if getattr(s.model, name) < low:
-            raise ConfigError(f"model.{name}: must be >= {low}")
+            problems.append(f"model.{name}: must be >= {low}")
     if s.features.max_events_per_user < 2 or s.features.recent_set_size < 1:
-        raise ConfigError("features: max_events_per_user >= 2 and recent_set_size >= 1 required")
+        problems.append("features: max_events_per_user >= 2 and recent_set_size >= 1 required")
     if s.features.max_event_ahead.total_seconds() < 0:
-        raise ConfigError("features.max_event_ahead: must be >= 0")
+        problems.append("features.max_event_ahead: must be >= 0")
     if s.validation.max_message_bytes < 64:
-        raise ConfigError("validation.max_message_bytes: must be >= 64")
+        problems.append("validation.max_message_bytes: must be >= 64")
     if s.recovery.snapshot_interval.total_seconds() <= 0:
-        raise ConfigError("recovery.snapshot_interval: must be positive")
-    _check_outputs(s)
+        problems.append("recovery.snapshot_interval: must be positive")
+    if problems:
+        raise ConfigError(problems)
 
 
 def _check_outputs(s: Settings) -> None:
     """A dead letter of any input must fit the producer's ``message.max.bytes``."""
     n = s.kafka.dlq_max_payload_bytes
     raw = s.kafka.kafka_config.get("message.max.bytes", str(KAFKA_MESSAGE_MAX_BYTES))
+    problems: list[str] = []
     try:
         limit = int(raw)
     except ValueError:
-        raise ConfigError("kafka.kafka_config: message.max.bytes must be an integer") from None
-    need = dead_letter_max_bytes(n) + 1024  # + librdkafka's per-message overhead
+        problems.append("kafka.kafka_config: message.max.bytes must be an integer")
+        limit = KAFKA_MESSAGE_MAX_BYTES
+    need = dead_letter_max_bytes(max(n, 0)) + 1024  # + librdkafka's per-message overhead
     if n < 0:
-        raise ConfigError("kafka.dlq_max_payload_bytes: must be >= 0")
-    if need > limit:
-        raise ConfigError(
+        problems.append("kafka.dlq_max_payload_bytes: must be >= 0")
+    elif need > limit:
+        problems.append(
             f"kafka.dlq_max_payload_bytes: {n} gives dead letters up to {need} bytes, "
             f"above message.max.bytes {limit}; lower it (0 = no payload)"
         )
     key = s.sinks.pseudonymize_key
     if key is not None and len(key.reveal()) < 16:
-        raise ConfigError("sinks.pseudonymize_key: must have at least 16 characters")
+        problems.append("sinks.pseudonymize_key: must have at least 16 characters")
+    if problems:
+        raise ConfigError(problems)
 
 
 ENTITY_FIELDS = (
@@ -354,21 +391,28 @@ ENTITY_FIELDS = (
 )
 
 
+def _check_feedback_of(s: Settings) -> None:
+    _check_feedback(s.feedback)
+
+
 def _check_feedback(f: FeedbackSettings) -> None:
+    problems: list[str] = []
     bad = [x for x in f.entity_fields if x not in ENTITY_FIELDS]
     if bad or len(set(f.entity_fields)) != len(f.entity_fields):
-        raise ConfigError(
+        problems.append(
             f"feedback.entity_fields: {', '.join(bad) or 'duplicates'}; "
             f"choose distinct fields among {', '.join(ENTITY_FIELDS)}"
         )
     if not f.entity_windows or any(
         w.total_seconds() < 86400 or w.total_seconds() % 86400 for w in f.entity_windows
     ):
-        raise ConfigError("feedback.entity_windows: one or more, whole days only (1d, 7d, 28d)")
+        problems.append("feedback.entity_windows: one or more, whole days only (1d, 7d, 28d)")
     if f.label_horizon.total_seconds() <= 0 or f.max_pending < 1:
-        raise ConfigError("feedback: label_horizon and max_pending must be positive")
+        problems.append("feedback: label_horizon and max_pending must be positive")
     if f.entity_prior_strength <= 0 or f.supervised_learning_rate <= 0:
-        raise ConfigError("feedback: entity_prior_strength and supervised_learning_rate > 0")
+        problems.append("feedback: entity_prior_strength and supervised_learning_rate > 0")
+    if problems:
+        raise ConfigError(problems)
 
 
 # --- loading ---------------------------------------------------------------
@@ -389,9 +433,19 @@ _HINTS = {sec: typing.get_type_hints(cls) for sec, cls in SECTIONS.items()}
 FIELDS: dict[str, tuple[str, dataclasses.Field[Any]]] = {
     f.name: (sec, f) for sec, cls in SECTIONS.items() for f in dataclasses.fields(cls)
 }
+_SECTION_FIELDS = {sec: [f.name for f in dataclasses.fields(cls)] for sec, cls in SECTIONS.items()}
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the type ``hint``; a ``ConfigError`` naming ``where`` otherwise (never a raw
+    Python message, never the value of a secret)."""
+    try:
+        return _convert(value, hint)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _convert(value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
@@ -401,103 +455,210 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if empty and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"not a boolean: {value!r}")
-        if hint is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(f"not an integer: {value!r}")
+        return _convert(value, inner[0])
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean (true/false, yes/no, on/off, 1/0): {value!r}")
+    if hint is int:
+        bad = isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())
+        if bad or not isinstance(value, int | float | str):
+            raise ValueError(f"not an integer: {value!r}")
+        try:
             return int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise ValueError(f"not a number: {value!r}")
+        except (ValueError, OverflowError):
+            raise ValueError(f"not an integer: {value!r}") from None
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"not a number: {value!r}")
+        try:
             return float(value)
-        if hint is str:
-            if not isinstance(value, str | int | float):
-                raise ValueError(f"not a string: {type(value).__name__}")
-            return str(value)
-        if hint is Secret:
-            return Secret(str(value))
-        if hint is Path:
-            return Path(str(value)).expanduser()
-        if hint is timedelta:
+        except ValueError:
+            raise ValueError(f"not a number: {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(f"not a string: {type(value).__name__}")
+        return str(value)
+    if hint is Secret:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(f"not a string: {type(value).__name__}")
+        return Secret(str(value))
+    if hint is Path:
+        if not isinstance(value, str | Path):
+            raise ValueError(f"not a path: {type(value).__name__}")
+        return Path(str(value)).expanduser()
+    if hint is timedelta:
+        if isinstance(value, bool) or not isinstance(value, str | int | float | timedelta):
+            raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 36h, 7d)")
+        try:
             return parse_duration(value)
-        if origin is tuple:
-            items = value.split(",") if isinstance(value, str) else list(value)
-            items = [i.strip() if isinstance(i, str) else i for i in items]
-            return tuple(_coerce(i, args[0], where) for i in items if i != "")
-        if origin is Mapping or hint is Mapping:
-            if isinstance(value, str):
-                pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
-                value = {k.strip(): v.strip() for k, v in pairs}
-            if not isinstance(value, Mapping):
-                raise ValueError("not a mapping")
-            return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    raise ConfigError(f"{where}: unsupported setting type {hint!r}")
+        except OverflowError:
+            raise ValueError(f"not a duration: {value!r} is too long") from None
+    if origin is tuple:
+        if isinstance(value, str):
+            items: list[Any] = value.split(",")
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            raise ValueError(f"not a list (a,b,c or a YAML list): {type(value).__name__}")
+        items = [i.strip() if isinstance(i, str) else i for i in items]
+        return tuple(_convert(i, args[0]) for i in items if i != "")
+    if origin is Mapping or hint is Mapping:
+        if isinstance(value, str):
+            pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("not KEY=VALUE[,KEY=VALUE...] pairs")
+            value = {k.strip(): v.strip() for k, v in pairs}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"not a mapping: {type(value).__name__}")
+        return types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+    raise ValueError(f"unsupported setting type {hint!r}")
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or nothing.
+
+    >>> suggest("brokerz", FIELDS), suggest("zzz", FIELDS)
+    (" (did you mean 'brokers'?)", '')
+    """
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _as_nested(s: Settings) -> dict[str, dict[str, Any]]:
     return {sec: dict(vars(getattr(s, sec))) for sec in SECTIONS}
 
 
+def _assemble(merged: Mapping[str, Mapping[str, Any]], problems: list[str]) -> Settings:
+    """The settings from coerced values; every problem (earlier ones and the checks) raised
+    together."""
+    try:
+        s = Settings(**{sec: SECTIONS[sec](**merged.get(sec, {})) for sec in SECTIONS})
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return s
+
+
 def _build(
     nested: Mapping[str, Mapping[str, Any]], flat: Mapping[str, Any], source: str
 ) -> Settings:
     merged = {sec: dict(nested.get(sec, {})) for sec in SECTIONS}
+    problems: list[str] = []
     for name, value in flat.items():
         if name not in FIELDS:
-            raise ConfigError(f"{source}: unknown setting {name!r}")
+            problems.append(f"{source}: unknown setting {name!r}{suggest(name, FIELDS)}")
+            continue
         sec = FIELDS[name][0]
-        merged[sec][name] = _coerce(value, _HINTS[sec][name], f"{source}: {name}")
-    try:
-        parts = {sec: SECTIONS[sec](**vals) for sec, vals in merged.items()}
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return Settings(**parts)
+        try:
+            merged[sec][name] = _coerce(value, _HINTS[sec][name], f"{source}: {name}")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return _assemble(merged, problems)
 
 
-def load_yaml(path: Path) -> dict[str, dict[str, Any]]:
-    """Read and type-check a settings file; errors name the file and the key."""
+def _read_yaml(path: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror or type(exc).__name__}")
+        return {}
+    except yaml.YAMLError as exc:
+        problems.append(f"{path}: not valid YAML: {exc}")
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        problems.append(f"{path}: the top level must be a mapping of sections")
+        return {}
     nested: dict[str, dict[str, Any]] = {}
     for sec, body in data.items():
         if sec not in SECTIONS:
-            raise ConfigError(f"{path}: unknown section {sec!r} (known: {', '.join(SECTIONS)})")
+            problems.append(
+                f"{path}: unknown section {sec!r}{suggest(str(sec), SECTIONS)} "
+                f"(known: {', '.join(SECTIONS)})"
+            )
+            continue
         if not isinstance(body, dict):
-            raise ConfigError(f"{path}: section {sec!r} must be a mapping")
+            problems.append(f"{path}: section {sec!r} must be a mapping")
+            continue
         for name, value in body.items():
             if name not in FIELDS or FIELDS[name][0] != sec:
-                raise ConfigError(f"{path}: unknown setting {sec}.{name}")
-            nested.setdefault(sec, {})[name] = _coerce(
-                value, _HINTS[sec][name], f"{path}: {sec}.{name}"
-            )
+                where = f" (it belongs in section {FIELDS[name][0]!r})" if name in FIELDS else ""
+                near = "" if where else suggest(str(name), _SECTION_FIELDS[sec])
+                problems.append(f"{path}: unknown setting {sec}.{name}{near}{where}")
+                continue
+            try:
+                nested.setdefault(sec, {})[name] = _coerce(
+                    value, _HINTS[sec][name], f"{path}: {sec}.{name}"
+                )
+            except ConfigError as exc:
+                problems.extend(exc.problems)
     return nested
+
+
+def load_yaml(path: Path) -> dict[str, dict[str, Any]]:
+    """Read and type-check a settings file; errors name the file and the key, all at once."""
+    problems: list[str] = []
+    nested = _read_yaml(path, problems)
+    if problems:
+        raise ConfigError(problems)
+    return nested
+
+
+# FRAUDFLOW_* variables that are not settings: the settings file, and the test suite's own.
+OTHER_VARIABLES = ("FRAUDFLOW_CONFIG", "FRAUDFLOW_TIMESCALEDB_INSTALL")
+
+
+def _is_other_variable(key: str) -> bool:
+    return key in OTHER_VARIABLES or key.startswith(ENV_PREFIX + "TEST_")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``FRAUDFLOW_*`` variable that names no setting, with the closest name.
+
+    >>> unknown_variables({"FRAUDFLOW_BROKER": "h:9092", "FRAUDFLOW_SEED": "1", "HOME": "/"})
+    ["FRAUDFLOW_BROKER is not a setting and is ignored (did you mean 'FRAUDFLOW_BROKERS'?)"]
+    """
+    known = [ENV_PREFIX + n.upper() for n in FIELDS]
+    known += [ENV_PREFIX + n.upper() + "_FILE" for n, (_s, f) in FIELDS.items() if _secret(f)]
+    out = []
+    for key in sorted(environ):
+        if key.startswith(ENV_PREFIX) and key not in known and not _is_other_variable(key):
+            out.append(f"{key} is not a setting and is ignored{suggest(key, known)}")
+    return out
+
+
+def _secret(f: dataclasses.Field[Any]) -> bool:
+    return bool(f.metadata.get("secret"))
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
     """The ``FRAUDFLOW_*`` variables that name a setting (others are ignored)."""
+    problems: list[str] = []
+    out = _env_values(environ, problems, {})
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _env_values(
+    environ: Mapping[str, str], problems: list[str], sources: dict[str, str]
+) -> dict[str, str]:
     out = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX) :].lower()
             if name in FIELDS:
                 out[name] = value
-    out.update(secret_files(environ, set(out)))
+                sources[name] = f"env {key}"
+    for name, value in _secret_files(environ, set(out), problems).items():
+        out[name] = value
+        sources[name] = f"env {ENV_PREFIX}{name.upper()}_FILE"
     return out
 
 
@@ -505,21 +666,31 @@ def secret_files(environ: Mapping[str, str], given: set[str]) -> dict[str, str]:
     """``FRAUDFLOW_<SECRET>_FILE=path``: a secret setting read from a file (the Docker and
     Kubernetes secrets convention), one trailing newline removed. Errors name the
     variable and the path, never the content."""
+    problems: list[str] = []
+    out = _secret_files(environ, given, problems)
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _secret_files(
+    environ: Mapping[str, str], given: set[str], problems: list[str]
+) -> dict[str, str]:
     out = {}
     for name, (_sec, f) in FIELDS.items():
         var = f"{ENV_PREFIX}{name.upper()}_FILE"
-        if not f.metadata.get("secret") or not environ.get(var):
+        if not _secret(f) or not environ.get(var):
             continue
         if name in given:
-            raise ConfigError(f"environment: both {ENV_PREFIX}{name.upper()} and {var} are set")
+            problems.append(f"environment: both {ENV_PREFIX}{name.upper()} and {var} are set")
+            continue
         try:
             text = Path(environ[var]).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"environment: {var}: cannot read {environ[var]}: {type(exc).__name__}"
-            ) from None
-        out[name] = text[:-1] if text.endswith("\n") else text
-        out[name] = out[name][:-1] if out[name].endswith("\r") else out[name]
+            problems.append(f"environment: {var}: cannot read {environ[var]}: {type(exc).__name__}")
+            continue
+        text = text[:-1] if text.endswith("\n") else text
+        out[name] = text[:-1] if text.endswith("\r") else text
     return out
 
 
@@ -570,10 +741,91 @@ def _shown(v: Any) -> str:
 
 def masked_lines(s: Settings) -> list[str]:
     """``section.name = value`` for every setting, secrets masked (``config --check``)."""
+    return [line for _name, line in _lines(s)]
+
+
+def _lines(s: Settings) -> list[tuple[str, str]]:
     return [
-        f"{sec}.{name} = {_shown(masked(getattr(getattr(s, sec), name)))}"
+        (name, f"{sec}.{name} = {_shown(masked(getattr(getattr(s, sec), name)))}")
         for name, (sec, _f) in FIELDS.items()
     ]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Settings with where each value came from (``default``, ``file PATH``, ``env VAR``,
+    ``flag --name``) and the warnings about ignored ``FRAUDFLOW_*`` variables."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+    warnings: tuple[str, ...]
+
+    def effective_lines(self) -> list[str]:
+        """``section.name = value  [source]`` for every setting, secrets masked."""
+        rows = [(line, self.sources.get(name, "default")) for name, line in _lines(self.settings)]
+        width = max(len(line) for line, _src in rows)
+        return [f"{line:<{width}}  [{src}]" for line, src in rows]
+
+
+def resolve(
+    path: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Resolved:
+    """YAML file (``FRAUDFLOW_CONFIG`` if no path), then environment, then flags; every
+    problem of the three raised at once."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    problems: list[str] = []
+    sources: dict[str, str] = {}
+    merged: dict[str, dict[str, Any]] = {sec: {} for sec in SECTIONS}
+    if path is not None:
+        for sec, body in _read_yaml(path, problems).items():
+            merged[sec].update(body)
+            sources.update(dict.fromkeys(body, f"file {path}"))
+    for name, value in _env_values(env, problems, sources).items():
+        sec = FIELDS[name][0]
+        where = f"environment: {sources[name].removeprefix('env ')}"
+        try:
+            merged[sec][name] = _coerce(value, _HINTS[sec][name], where)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name not in FIELDS:
+            flags_known = ["--" + n.replace("_", "-") for n in FIELDS]
+            problems.append(f"flag {flag}: unknown setting{suggest(flag, flags_known)}")
+            continue
+        sec = FIELDS[name][0]
+        try:
+            merged[sec][name] = _coerce(value, _HINTS[sec][name], f"flag {flag}")
+            sources[name] = f"flag {flag}"
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    try:
+        s = _assemble(merged, problems)
+    except ConfigError as exc:
+        raise ConfigError([_with_source(p, sources) for p in exc.problems]) from None
+    return Resolved(s, types.MappingProxyType(sources), tuple(unknown_variables(env)))
+
+
+def _with_source(problem: str, sources: Mapping[str, str]) -> str:
+    """A check's problem about settings that were given says where their values came from."""
+    head = problem.split(":", 1)[0]
+    named = [
+        (name, src)
+        for name, src in sources.items()
+        if head in (FIELDS[name][0], f"{FIELDS[name][0]}.{name}")
+        and re.search(rf"\b{name}\b", problem)
+    ]
+    if len(named) == 1:
+        return f"{problem} (set by {named[0][1]})"
+    if named:
+        return f"{problem} ({'; '.join(f'{n} set by {src}' for n, src in named)})"
+    return problem
 
 
 def load_settings(
@@ -581,15 +833,12 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """YAML file (``FRAUDFLOW_CONFIG`` if no path), then environment, then flags."""
-    env = os.environ if environ is None else environ
-    if path is None and env.get(ENV_PREFIX + "CONFIG"):
-        path = Path(env[ENV_PREFIX + "CONFIG"])
-    nested = load_yaml(path) if path is not None else {}
-    s = _build(nested, env_overrides(env), source="environment")
-    if flags:
-        s = _build(_as_nested(s), {k: v for k, v in flags.items() if v is not None}, source="flags")
-    return s
+    """YAML file (``FRAUDFLOW_CONFIG`` if no path), then environment, then flags. Unknown
+    ``FRAUDFLOW_*`` variables are warned about (logger ``fraudflow.config``), one line each."""
+    r = resolve(path, flags, environ)
+    for line in r.warnings:
+        logging.getLogger("fraudflow.config").warning("%s", line)
+    return r.settings
 
 
 def describe() -> list[tuple[str, str, str, str]]:

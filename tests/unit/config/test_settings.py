@@ -61,7 +61,7 @@ def test_bad_files_are_rejected_naming_the_setting(
 
 
 def test_bad_environment_value_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="environment: metrics_port"):
+    with pytest.raises(ConfigError, match="environment: FRAUDFLOW_METRICS_PORT: not an integer"):
         load_settings(environ={"FRAUDFLOW_METRICS_PORT": "ninety"})
 
 
