@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "fraudflow.tools.bench",
     "fraudflow.rules.cli",
     "fraudflow.tools.config_cmd",
+    "fraudflow.training.cli",
 )
 
 

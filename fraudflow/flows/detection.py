@@ -42,6 +42,7 @@ from fraudflow.records import DeadLetter, Decision, FeatureRow, Label, Transacti
 from fraudflow.rules import RuleWatcher
 from fraudflow.state.feedback import FeedbackState
 from fraudflow.state.user import UserState
+from fraudflow.training.serving import score_batch
 
 Scored = FeatureRow | DeadLetter | Label
 
@@ -223,6 +224,10 @@ def _is_valid(x: Transaction | Label | DeadLetter) -> TypeGuard[Transaction | La
     return type(x) is not DeadLetter
 
 
+def _is_label(x: Label | DeadLetter) -> TypeGuard[Label]:
+    return type(x) is Label
+
+
 def _is_scored(x: Scored) -> TypeGuard[FeatureRow | Label]:
     return type(x) is not DeadLetter
 
@@ -295,12 +300,18 @@ def build_flow(
             clock=None if io.event_clock else clock,
         )
 
+    models = io.models
+
     def decide_batch(rows: list[FeatureRow]) -> list[Decision]:
         ruleset = rules.current()
+        trained = None if models is None else models.current()  # one model per batch
         now = clock()
         hits = ruleset.evaluate_batch([r.features for r in rows])
+        if trained is not None:
+            score_batch(trained, rows, hits)  # the trained model's hook (docs/training.md)
+        ver = mver if trained is None else trained.version
         out = [
-            decide(r, h, eparams, rules_version=ruleset.version, model_ver=mver, now=now)
+            decide(r, h, eparams, rules_version=ruleset.version, model_ver=ver, now=now)
             for r, h in zip(rows, hits, strict=True)
         ]
         stats.decided(out, ruleset.version, now)
@@ -313,11 +324,17 @@ def build_flow(
 
     flow = Dataflow(flow_id)
     parsed = op.flat_map_batch("parse", op.input("input", flow, io.source), parse_batch)
-    if feedback and io.labels is not None:
+    label_dead: list[Any] = []
+    if (feedback or io.label_store is not None) and io.labels is not None:
         raw_labels = op.input("labels_input", flow, io.labels)
-        parsed = op.merge(
-            "with_labels", parsed, op.flat_map_batch("parse_labels", raw_labels, parse_labels)
-        )
+        got_labels = op.flat_map_batch("parse_labels", raw_labels, parse_labels)
+        if io.label_store is not None:  # every valid label to the labels store (training)
+            stored = op.branch("split_stored_labels", got_labels, _is_label)
+            op.output("labels_store_out", stored.trues, io.label_store)
+            if not feedback:
+                label_dead.append(stored.falses)
+        if feedback:
+            parsed = op.merge("with_labels", parsed, got_labels)
     valid = op.branch("split_invalid", parsed, _is_valid)
     by_shard = op.key_on("key_shard", valid.trues, shard_key)
     scored = op.branch(
@@ -325,7 +342,7 @@ def build_flow(
         op.key_rm("unkey_shard", op.stateful_batch("score", by_shard, shard_builder)),
         _is_scored,
     )
-    dead_streams = [valid.falses, scored.falses]
+    dead_streams = [valid.falses, scored.falses, *label_dead]
     rows: Any = scored.trues
     if feedback:
         fb = FeedbackParams.from_settings(settings.feedback, catalogue)

@@ -56,6 +56,7 @@ from fraudflow.tools.common import (
     ticking,
 )
 from fraudflow.tools.evaluate import read_jsonl
+from fraudflow.training.featurelog import write_feature_log
 
 SETTINGS = ("rules",)
 
@@ -468,6 +469,11 @@ def register(sub: Any) -> None:
     p.add_argument("--scores-out", type=Path, metavar="FILE.jsonl", help="write one line per txn")
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md/report.html here")
     p.add_argument(
+        "--feature-log", type=Path, metavar="FILE.jsonl",
+        help="write every decision's model inputs here (what 'fraudflow train --feature-log' "
+        "reads; docs/training.md)",
+    )  # fmt: skip
+    p.add_argument(
         "--compare",
         type=Path,
         metavar="RULES_DIR_OR_CONFIG",
@@ -546,6 +552,8 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
     graded = grade(result.decisions, labels, args.label_delay)
     if args.scores_out is not None:
         write_scores(args.scores_out, result.decisions)
+    if args.feature_log is not None:
+        write_feature_log(args.feature_log, result.decisions)
     if args.report is not None:
         baseline = None
         if args.feedback == "compare":
