@@ -56,7 +56,10 @@ from fraudflow.tools.common import (
     ticking,
 )
 from fraudflow.tools.evaluate import read_jsonl
-from fraudflow.training.featurelog import write_feature_log
+from fraudflow.training.featurelog import log_record, write_feature_log
+from fraudflow.training.risk import RiskParams
+from fraudflow.training.simulate import retrain_report
+from fraudflow.training.trainer import Frame, TrainParams
 
 SETTINGS = ("rules",)
 
@@ -480,6 +483,11 @@ def register(sub: Any) -> None:
         help="replay again with these rules (a directory) or settings (a YAML file) "
         "and print the differences",
     )
+    p.add_argument(
+        "--retrain", type=parse_duration, metavar="DURATION",
+        help="simulate scheduled training (with --feedback off): retrain every DURATION of "
+        "event time (1d) on the labels known by then, and print off vs on (docs/training.md)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_flags(p, SETTINGS)
     p.set_defaults(func=main)
@@ -554,6 +562,9 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
         write_scores(args.scores_out, result.decisions)
     if args.feature_log is not None:
         write_feature_log(args.feature_log, result.decisions)
+    if args.retrain is not None:
+        print(retrain_text(result.decisions, labels, args.label_delay, args.retrain, settings))
+        print()
     if args.report is not None:
         baseline = None
         if args.feedback == "compare":
@@ -640,3 +651,25 @@ def compare_text(
         if (ha, fa) != (hb, fb):
             lines.append(f"  {rid:<30}{ha:>6,} -> {hb:<6,}{fa:>8,} -> {fb:<6,}")
     return "\n".join(lines)
+
+
+def retrain_text(
+    decisions: Sequence[Decision],
+    labels: Mapping[str, LabelInfo],
+    delay: timedelta,
+    every: timedelta,
+    settings: Settings,
+) -> str:
+    """``--retrain``: the scheduled-training simulation over this replay's feature log."""
+    known = {
+        d.txn.transaction_id: (info.label, label_known_at(d.txn.ts, info.label_time, delay))
+        for d in decisions
+        if (info := labels.get(d.txn.transaction_id)) is not None
+    }
+    frame = Frame.from_records(log_record(d) for d in decisions)
+    params = TrainParams(step=every.total_seconds(), risk=RiskParams(delay=delay.total_seconds()))
+    text, _ = retrain_report(
+        frame, known, params, every=every.total_seconds(),
+        weight_rules=settings.ensemble.weight_rules,
+    )  # fmt: skip
+    return text

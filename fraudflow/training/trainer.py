@@ -55,6 +55,13 @@ class Frame:
     codes: dict[str, I64]
     names: tuple[str, ...]
     x: F32  # rows x names, NaN where a row lacks an input
+    score: F64  # the decision's score as logged
+
+    def column(self, name: str) -> F32:
+        """One input column (NaN when the frame lacks it)."""
+        if name in self.names:
+            return self.x[:, self.names.index(name)]
+        return np.full(len(self.ts), np.nan, dtype=np.float32)
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> Frame:
@@ -63,6 +70,7 @@ class Frame:
         Columns are the input names of the first records (the feature catalogue).
         """
         ts: list[float] = []
+        scores: list[float] = []
         tids: list[str] = []
         ents: dict[str, list[str | None]] = {f: [] for f in ENTITY_FIELDS}
         rows: list[list[float]] = []
@@ -72,6 +80,7 @@ class Frame:
         nan = math.nan
         for rec in records:
             ts.append(float(rec["ts"]))
+            scores.append(float(rec.get("score", 0.0)))
             tids.append(str(rec["transaction_id"]))
             for f in ENTITY_FIELDS:
                 ents[f].append(rec.get(f))
@@ -103,6 +112,7 @@ class Frame:
             codes={f: c[order] for f, c in codes.items()},
             names=names,
             x=x[order],
+            score=np.array(scores, dtype=np.float64)[order],
         )
 
     def __len__(self) -> int:
