@@ -126,7 +126,8 @@ def decide(
             scores[name] = f[feature]
     contributions: list[Reason] = []
     keep = 1.0
-    # training hook: with a trained model loaded it ranks, the detectors being its inputs
+    # training hook: with a trained model loaded it ranks alone (detector and rule scores are
+    # among its inputs); rules still force tiers and give reasons
     trained = f.get(MODEL_SCORE)
     combined = scores if trained is None else {"model": trained}
     for name, s in combined.items():
@@ -157,7 +158,8 @@ def decide(
     if trained is not None:
         scores["model"] = trained
     rules_score = 1.0 - rule_keep
-    keep *= 1.0 - p.weight_rules * rules_score
+    if trained is None:  # a trained model has the rule score among its inputs already
+        keep *= 1.0 - p.weight_rules * rules_score
     score = min(1.0, max(0.0, 1.0 - keep))
     scores["rules"] = rules_score
     tier = TIERS[max(TIER_RANK[tier_for(score, p)], forced)]

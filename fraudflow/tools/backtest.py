@@ -563,7 +563,7 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
     if args.feature_log is not None:
         write_feature_log(args.feature_log, result.decisions)
     if args.retrain is not None:
-        print(retrain_text(result.decisions, labels, args.label_delay, args.retrain, settings))
+        print(retrain_text(result.decisions, labels, args.label_delay, args.retrain))
         print()
     if args.report is not None:
         baseline = None
@@ -658,7 +658,6 @@ def retrain_text(
     labels: Mapping[str, LabelInfo],
     delay: timedelta,
     every: timedelta,
-    settings: Settings,
 ) -> str:
     """``--retrain``: the scheduled-training simulation over this replay's feature log."""
     known = {
@@ -668,8 +667,5 @@ def retrain_text(
     }
     frame = Frame.from_records(log_record(d) for d in decisions)
     params = TrainParams(step=every.total_seconds(), risk=RiskParams(delay=delay.total_seconds()))
-    text, _ = retrain_report(
-        frame, known, params, every=every.total_seconds(),
-        weight_rules=settings.ensemble.weight_rules,
-    )  # fmt: skip
+    text, _ = retrain_report(frame, known, params, every=every.total_seconds())
     return text

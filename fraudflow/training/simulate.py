@@ -7,8 +7,8 @@ on what a trainer running at ``c`` would see (rows before ``c``, labels known
 by ``c``), promotes the new model only when it beats the serving one on the
 holdout (:func:`fraudflow.training.trainer.train`), and scores the rows of
 ``[c, c + every)`` with the serving model and its risk tables, exactly as the
-flow's hook does (the decision score is the model's probability noisy-ORed
-with the rule score; before the first model, the unsupervised score).
+flow's hook does (the decision score is the model's calibrated probability;
+before the first model, the unsupervised score).
 Deterministic: the same inputs give the same scores.
 
 :func:`offline_reference` is the comparison the issue asks for: one model
@@ -50,13 +50,12 @@ class Simulation:
     trainings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def serve(model: TrainedModel, frame: Frame, idx: Any, weight_rules: float = 1.0) -> F64:
-    """The decision scores the flow gives rows ``idx`` with ``model`` serving."""
+def serve(model: TrainedModel, frame: Frame, idx: Any) -> F64:
+    """The decision scores the flow gives rows ``idx`` with ``model`` serving (the model's
+    probability: the ensemble's training hook ranks by it alone)."""
     risk = model.risk.columns(frame.entities(idx), len(idx))
     x = model_matrix(model.inputs, set(model.risk.params.all_names), frame, idx, risk)
-    prob = model.predict_matrix(x)
-    rules = frame.column("rules_score")[idx]
-    return np.asarray(1.0 - (1.0 - prob) * (1.0 - weight_rules * np.nan_to_num(rules)), np.float64)
+    return model.predict_matrix(x)
 
 
 def simulate(
@@ -65,7 +64,6 @@ def simulate(
     p: TrainParams,
     *,
     every: float = DAY,
-    weight_rules: float = 1.0,
     progress: Any = None,
 ) -> Simulation:
     """Retrain every ``every`` of event time; score each period with the serving model."""
@@ -90,7 +88,7 @@ def simulate(
         lo, hi = np.searchsorted(frame.ts, [c, c + every], "left")
         if current is not None and hi > lo:
             idx = np.arange(lo, hi, dtype=np.int64)
-            on[lo:hi] = serve(current, frame, idx, weight_rules)
+            on[lo:hi] = serve(current, frame, idx)
             for i in range(lo, hi):
                 versions[i] = current.version
         if progress is not None:
@@ -130,13 +128,12 @@ def retrain_report(
     p: TrainParams,
     *,
     every: float = DAY,
-    weight_rules: float = 1.0,
     reference: float = 7 * DAY,
 ) -> tuple[str, dict[str, Any]]:
     """Simulate scheduled training and compare: off (the replay's scores) vs on, over every
     labelled row and over the last ``reference`` of event time, with the offline reference
     on that last period. (text, figures)."""
-    sim = simulate(frame, labels, p, every=every, weight_rules=weight_rules)
+    sim = simulate(frame, labels, p, every=every)
     lab = np.array([labels.get(t, (-1, 0.0))[0] for t in frame.tids], dtype=np.int64)
     users = frame.entities(np.arange(len(frame), dtype=np.int64))["user_id"]
     days = [str(np.datetime64(int(t), "s").astype("datetime64[D]")) for t in frame.ts]
