@@ -317,6 +317,10 @@ def build_flow(
         stats.decided(out, ruleset.version, now)
         return out
 
+    def count_stored(labels: list[Label]) -> list[Label]:
+        stats.feedback(len(labels), sum(x.label for x in labels), 0)
+        return labels
+
     def count_dead(letters: list[Any]) -> list[DeadLetter]:
         # the false sides of the branches hold only dead letters
         stats.dead(letters)
@@ -330,9 +334,11 @@ def build_flow(
         got_labels = op.flat_map_batch("parse_labels", raw_labels, parse_labels)
         if io.label_store is not None:  # every valid label to the labels store (training)
             stored = op.branch("split_stored_labels", got_labels, _is_label)
-            op.output("labels_store_out", stored.trues, io.label_store)
-            if not feedback:
+            kept: Any = stored.trues
+            if not feedback:  # else the feedback step counts them
+                kept = op.flat_map_batch("count_stored_labels", kept, count_stored)
                 label_dead.append(stored.falses)
+            op.output("labels_store_out", kept, io.label_store)
         if feedback:
             parsed = op.merge("with_labels", parsed, got_labels)
     valid = op.branch("split_invalid", parsed, _is_valid)
