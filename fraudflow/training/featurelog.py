@@ -100,7 +100,7 @@ def _row(d: Decision, now: datetime) -> tuple[Any, ...]:
         t.device_id,
         t.country,
         t.amount,
-        orjson.dumps(logged_features(d)).decode(),
+        logged_features(d),
         d.score,
         d.model_version,
         d.rules_version,

@@ -48,7 +48,7 @@ def publish(conn: Conn, model: TrainedModel, *, promoted: bool) -> None:
             copy.set_types(["text", "text", "text", "jsonb"])
             for field, table in model.risk.tables.items():
                 for entity, values in table.items():
-                    copy.write_row((model.version, field, entity, orjson.dumps(values).decode()))
+                    copy.write_row((model.version, field, entity, list(values)))
 
 
 def serving_version(conn: Conn, pin: str | None = None) -> str | None:
