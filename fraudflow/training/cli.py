@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from fraudflow.training.labels import sweep_orphans
 from fraudflow.training.model import TrainedModel
 from fraudflow.training.risk import DAY, RiskParams
 from fraudflow.training.schema import ensure_training_schema
+from fraudflow.training.simulate import retrain_report
 from fraudflow.training.trainer import Frame, Labels, TrainParams, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--orphan-horizon", type=parse_duration, default=timedelta(days=30), metavar="DURATION",
         help="dead-letter stored labels whose transaction was not logged this long [30d]",
+    )  # fmt: skip
+    p.add_argument(
+        "--simulate", type=parse_duration, metavar="DURATION",
+        help="with --feature-log: simulate retraining every DURATION of event time (1d) and "
+        "print off vs on, and the offline reference on the last week (docs/training.md)",
     )  # fmt: skip
     p.add_argument("--list", action="store_true", help="list the registry's versions and exit")
     p.set_defaults(func=main)
@@ -180,7 +187,10 @@ def file_labels(path: Path, delay: float) -> Labels:
         for line in f:
             if not line.strip():
                 continue
-            rec = orjson.loads(line)
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # not a record (the backtest dead-letters it too)
             tid, lab = rec.get("transaction_id"), label_of(rec)
             if not isinstance(tid, str) or lab is None or tid in out:
                 continue
@@ -197,10 +207,20 @@ def file_labels(path: Path, delay: float) -> Labels:
 def _from_files(args: argparse.Namespace, p: TrainParams, cutoff: float) -> int:
     if args.labels is None:
         return fail("--feature-log needs --labels FILE")
-    if args.out is None:
-        return fail("--feature-log needs --out DIR (the registry is in PostgreSQL)")
+    if args.out is None and args.simulate is None:
+        return fail("--feature-log needs --out DIR or --simulate (the registry is in PostgreSQL)")
     frame = Frame.from_records(read_feature_log(args.feature_log))
     labels = file_labels(args.labels, p.risk.delay)
+    if args.simulate is not None:
+        every = args.simulate.total_seconds()
+        text, figures = retrain_report(frame, labels, replace(p, step=every), every=every)
+        print(text)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "simulation.json").write_bytes(
+                orjson.dumps(figures, option=orjson.OPT_INDENT_2)
+            )
+        return 0
     result = train(frame, labels, cutoff, p)
     if result.model is not None:
         write_artifact(args.out, result.model)
