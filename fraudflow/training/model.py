@@ -16,11 +16,13 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from fraudflow.training.risk import F64, RiskParams, RiskTables
 
@@ -181,3 +183,13 @@ def version_of(model_text: str, cutoff: float) -> str:
     """A version name from the model's content and cutoff (same training, same name)."""
     digest = hashlib.blake2b(f"{cutoff!r}\n{model_text}".encode(), digest_size=5).hexdigest()
     return f"gbm-{digest}"
+
+
+def load_artifact_dir(path: Path) -> TrainedModel:
+    """A model written by ``fraudflow train --out DIR`` (model.txt, artifact.json, risk.json)."""
+    artifact = orjson.loads((path / "artifact.json").read_bytes())
+    tables = {
+        field: {e: tuple(float(x) for x in v) for e, v in table.items()}
+        for field, table in orjson.loads((path / "risk.json").read_bytes()).items()
+    }
+    return TrainedModel.from_artifact(artifact, (path / "model.txt").read_text(), tables)
