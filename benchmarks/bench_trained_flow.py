@@ -72,7 +72,7 @@ def main() -> None:
             best = max(best, n / secs)
         figures[name] = round(best)
         if m is not None:
-            assert all(d.model_version == m.version for d in out)  # noqa: S101 - a benchmark check
+            assert all(d.model_version == m.version for d in out)
     figures["ratio"] = round(figures["on"] / figures["off"], 3)
     print(f"trained model off: {figures['off']:,} records/s")
     print(f"trained model on:  {figures['on']:,} records/s (ratio {figures['ratio']})")
