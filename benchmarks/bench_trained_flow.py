@@ -44,7 +44,7 @@ def run(path: Path, model: TrainedModel | None) -> tuple[float, int, list[Decisi
     settings = Settings()
     out: list[Decision] = []
     io = FlowIO(
-        source=JsonLinesSource(path),
+        source=JsonLinesSource([path]),
         alerts=DiscardSink(),
         dead_letters=CollectSink([]),
         decisions=[("scores", CollectSink(out))],

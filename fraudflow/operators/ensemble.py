@@ -160,7 +160,7 @@ def decide(
     rules_score = 1.0 - rule_keep
     if trained is None:  # a trained model has the rule score among its inputs already
         keep *= 1.0 - p.weight_rules * rules_score
-    score = min(1.0, max(0.0, 1.0 - keep))
+    score = min(1.0, max(0.0, 1.0 - keep if trained is None else float(trained)))
     scores["rules"] = rules_score
     tier = TIERS[max(TIER_RANK[tier_for(score, p)], forced)]
     contributions.sort(key=lambda r: (-r.contribution, r.code))
