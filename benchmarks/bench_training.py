@@ -36,7 +36,6 @@ from fraudflow.training.risk import RiskParams
 from fraudflow.training.trainer import (
     Frame,
     TrainParams,
-    _kept,
     histories,
     label_arrays,
     labels_at,
@@ -58,7 +57,7 @@ def dataset(frame: Frame, labels: Any, cutoff: float, p: TrainParams) -> dict[st
     last = float(frame.ts[idx[-1]])
     hold_mask = frame.ts[idx] >= last - p.holdout
     hold, fit = idx[hold_mask], idx[~hold_mask]
-    keep = np.array([y_all[i] == 1 or _kept(frame.tids[i], p.negatives) for i in fit], dtype=bool)
+    keep = (y_all[fit] == 1) | (frame.draws()[fit] < p.negatives)
     fit = fit[keep]
     inputs = (*frame.names, *p.risk.all_names)
     names = set(p.risk.all_names)

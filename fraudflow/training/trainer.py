@@ -56,6 +56,7 @@ class Frame:
     names: tuple[str, ...]
     x: F32  # rows x names, NaN where a row lacks an input
     score: F64  # the decision's score as logged
+    _draws: F64 | None = field(default=None, repr=False)
 
     def column(self, name: str) -> F32:
         """One input column (NaN when the frame lacks it)."""
@@ -118,6 +119,12 @@ class Frame:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def draws(self) -> F64:
+        """Per row a number in [0, 1) from a hash of its id: which legit rows are sampled."""
+        if self._draws is None:
+            self._draws = np.array([zlib.crc32(t.encode()) for t in self.tids]) / 0x1_0000_0000
+        return self._draws
+
     def entities(self, idx: I64) -> dict[str, list[str | None]]:
         """The entity values of rows ``idx`` (for serving-style scoring)."""
         out: dict[str, list[str | None]] = {}
@@ -141,7 +148,7 @@ class TrainParams:
     window: float = 60 * DAY  # training rows from [cutoff - window, cutoff)
     holdout: float = 3 * DAY  # the latest labelled rows held out
     horizon: float = 14 * DAY  # an unlabelled row older than this counts as legit
-    negatives: float = 0.25  # share of legit training rows kept
+    negatives: float = 0.1  # share of legit training rows kept
     rounds: int = 150
     leaves: int = 31
     learning_rate: float = 0.05
@@ -174,10 +181,6 @@ class TrainResult:
     promoted: bool
     reason: str
     metrics: dict[str, Any]
-
-
-def _kept(tid: str, share: float) -> bool:
-    return zlib.crc32(tid.encode()) < share * 0x1_0000_0000
 
 
 def histories(
@@ -260,10 +263,7 @@ def train(
     y_fit = y_all[fit_idx]
     if not (y_fit == 1).any() or not (y_all[hold] == 1).any():
         return TrainResult(None, False, "no labelled fraud in the training or holdout part", {})
-    keep = np.array(
-        [y_fit[k] == 1 or _kept(frame.tids[i], p.negatives) for k, i in enumerate(fit_idx)],
-        dtype=bool,
-    )
+    keep = (y_fit == 1) | (frame.draws()[fit_idx] < p.negatives)
     fit_idx, y_fit = fit_idx[keep], y_fit[keep]
     risk_names = set(p.risk.all_names)
     inputs = (*frame.names, *p.risk.all_names)
