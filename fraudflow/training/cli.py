@@ -158,8 +158,13 @@ def _from_postgres(
     result = train(frame, labels, cutoff, p, current)
     if result.model is not None:
         registry.publish(conn, result.model, promoted=result.promoted)
+    if result.refreshed is not None:  # the serving booster with fresh risk tables
+        registry.publish(conn, result.refreshed, promoted=True)
     _report(result, len(frame), len(labels))
-    return 0 if result.model is not None else 1
+    if result.refreshed is not None:
+        print(f"risk tables refreshed: {result.refreshed.version} serves"
+              f" (the model of {current.version if current else '-'})")  # fmt: skip
+    return 0 if result.model is not None or result.refreshed is not None else 1
 
 
 def _pg_records(

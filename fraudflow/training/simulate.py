@@ -85,6 +85,8 @@ def simulate(
         })  # fmt: skip
         if res.promoted and res.model is not None:
             current = res.model
+        elif res.refreshed is not None:
+            current = res.refreshed
         lo, hi = np.searchsorted(frame.ts, [c, c + every], "left")
         if current is not None and hi > lo:
             idx = np.arange(lo, hi, dtype=np.int64)

@@ -16,7 +16,10 @@ is one, the current model. It
 6. calibrates it on the holdout (Platt: two numbers; rank metrics unchanged)
    and measures average precision and ROC AUC there;
 7. scores the same holdout with the current model: the new one is promoted
-   only when its average precision beats the current one's by ``min_gain``.
+   only when its average precision beats the current one's by ``min_gain``;
+   otherwise the current model with risk tables rebuilt at this cutoff is the
+   result's ``refreshed`` model (same booster, new version), so the entity
+   risk served is never older than one training period.
 """
 
 from __future__ import annotations
@@ -181,6 +184,9 @@ class TrainResult:
     promoted: bool
     reason: str
     metrics: dict[str, Any]
+    # when the new model is not promoted: the serving model with risk tables as of this
+    # cutoff (published in its place, so the tables never age past one training period)
+    refreshed: TrainedModel | None = None
 
 
 def histories(
@@ -256,13 +262,15 @@ def train(
     start = int(np.searchsorted(frame.ts, cutoff - p.window, "left"))
     idx = np.flatnonzero(y_all[start:] >= 0).astype(np.int64) + start
     if len(idx) == 0 or not (y_all[idx] == 1).any():
-        return TrainResult(None, False, "no labelled fraud in the training window", {})
+        return TrainResult(None, False, "no labelled fraud in the training window", {},
+                           current and refresh(current, hist, cutoff))  # fmt: skip
     last = float(frame.ts[idx[-1]])
     hold_mask = frame.ts[idx] >= last - p.holdout
     hold, fit_idx = idx[hold_mask], idx[~hold_mask]
     y_fit = y_all[fit_idx]
     if not (y_fit == 1).any() or not (y_all[hold] == 1).any():
-        return TrainResult(None, False, "no labelled fraud in the training or holdout part", {})
+        return TrainResult(None, False, "no labelled fraud in the training or holdout part", {},
+                           current and refresh(current, hist, cutoff))  # fmt: skip
     keep = (y_fit == 1) | (frame.draws()[fit_idx] < p.negatives)
     fit_idx, y_fit = fit_idx[keep], y_fit[keep]
     risk_names = set(p.risk.all_names)
@@ -318,8 +326,21 @@ def train(
         metrics["current_average_precision"] = cur_ap
         promoted = ap is not None and (cur_ap is None or ap > cur_ap + p.min_gain)
         reason = f"holdout AP {ap:.4f} vs current {current.version} {cur_ap or 0.0:.4f}"
+    refreshed = None
+    if current is not None and not promoted:
+        refreshed = refresh(current, hist, cutoff)
     metrics["seconds"] = round(time.perf_counter() - started, 3)
-    return TrainResult(model, promoted, reason, metrics)
+    return TrainResult(model, promoted, reason, metrics, refreshed)
+
+
+def refresh(model: TrainedModel, hist: dict[str, History], cutoff: float) -> TrainedModel:
+    """``model`` with its risk tables rebuilt as of ``cutoff`` (a new version: same booster)."""
+    p = model.risk.params
+    risk = RiskTables.build(p, {f: hist[f] for f in p.fields}, cutoff)
+    text = model.model_text()
+    meta = {**model.meta, "risk_refreshed_from": model.version}
+    return TrainedModel(version_of(text, cutoff), model.booster, model.inputs,
+                        model.calibration, risk, meta)  # fmt: skip
 
 
 def _params_dict(p: TrainParams) -> dict[str, Any]:

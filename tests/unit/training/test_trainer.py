@@ -108,6 +108,11 @@ def test_a_model_is_promoted_only_when_it_beats_the_current_one() -> None:
     same = train(frame, labels, T0 + 40 * DAY, p, first.model)
     assert not same.promoted  # equal, not better
     assert same.metrics["current_average_precision"] == same.metrics["average_precision"]
+    # not promoted: the serving model is republished with risk tables as of this cutoff
+    assert same.refreshed is not None
+    assert same.refreshed.version != first.model.version
+    assert same.refreshed.model_text() == first.model.model_text()
+    assert same.refreshed.risk.cutoff == T0 + 40 * DAY
 
 
 def test_no_labels_no_model() -> None:
