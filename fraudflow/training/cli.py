@@ -85,6 +85,11 @@ def register(sub: Any) -> None:
         help="with --feature-log: simulate retraining every DURATION of event time (1d) and "
         "print off vs on, and the offline reference on the last week (docs/training.md)",
     )  # fmt: skip
+    p.add_argument(
+        "--simulate-from", metavar="TIME",
+        help="with --simulate: the first training (RFC 3339); earlier rows keep the replay's "
+        "score [the second day]",
+    )  # fmt: skip
     p.add_argument("--list", action="store_true", help="list the registry's versions and exit")
     p.set_defaults(func=main)
 
@@ -218,7 +223,10 @@ def _from_files(args: argparse.Namespace, p: TrainParams, cutoff: float) -> int:
     labels = file_labels(args.labels, p.risk.delay)
     if args.simulate is not None:
         every = args.simulate.total_seconds()
-        text, figures = retrain_report(frame, labels, replace(p, step=every), every=every)
+        start = None if args.simulate_from is None else _cutoff(args.simulate_from)
+        text, figures = retrain_report(
+            frame, labels, replace(p, step=every), every=every, start=start
+        )
         print(text)
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)

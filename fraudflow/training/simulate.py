@@ -65,6 +65,7 @@ def simulate(
     *,
     every: float = DAY,
     progress: Any = None,
+    start: float | None = None,
 ) -> Simulation:
     """Retrain every ``every`` of event time; score each period with the serving model."""
     arrays = label_arrays(frame, labels)
@@ -73,6 +74,8 @@ def simulate(
     if len(frame) == 0:
         return Simulation(on, versions)
     first = math.floor(float(frame.ts[0]) / every) * every + every
+    if start is not None:  # the first training (rows before keep the replay's score)
+        first = max(first, math.floor(start / every) * every)
     end = float(frame.ts[-1])
     current: TrainedModel | None = None
     sim = Simulation(on, versions)
@@ -131,11 +134,12 @@ def retrain_report(
     *,
     every: float = DAY,
     reference: float = 7 * DAY,
+    start: float | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Simulate scheduled training and compare: off (the replay's scores) vs on, over every
     labelled row and over the last ``reference`` of event time, with the offline reference
     on that last period. (text, figures)."""
-    sim = simulate(frame, labels, p, every=every)
+    sim = simulate(frame, labels, p, every=every, start=start)
     lab = np.array([labels.get(t, (-1, 0.0))[0] for t in frame.tids], dtype=np.int64)
     users = frame.entities(np.arange(len(frame), dtype=np.int64))["user_id"]
     days = [str(np.datetime64(int(t), "s").astype("datetime64[D]")) for t in frame.ts]
