@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -50,8 +51,21 @@ def produce(broker: EmbeddedBroker, topic: str) -> tuple[str, str]:
                "timestamp": (T0 + timedelta(minutes=i)).isoformat(),
                "merchant_id": f"m{i % 7}"}  # fmt: skip
         p.produce(tx, key=user.encode(), value=orjson.dumps(rec))
-    p.flush(10)
+    assert p.flush(30) == 0
     return tx, labels
+
+
+def counts(dsn: str) -> tuple[int, int]:
+    """(labels stored, transactions logged), (0, 0) before the tables exist."""
+    try:
+        with psycopg.connect(dsn) as c:
+            n_labels = c.execute("select count(*) from labels").fetchone()
+            n_logged = c.execute(
+                "select count(distinct transaction_id) from feature_log"
+            ).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0, 0
+    return int(n_labels[0]) if n_labels else 0, int(n_logged[0]) if n_logged else 0
 
 
 def test_labels_ahead_of_transactions_are_all_kept_and_joined(
@@ -67,9 +81,18 @@ def test_labels_ahead_of_transactions_are_all_kept_and_joined(
     }
     cmd = [sys.executable, "-m", "fraudflow", "run", "--brokers", broker.bootstrap,
            "--input-topic", tx, "--alerts-topic", f"{topic}-alerts", "--dlq-topic",
-           f"{topic}-dlq", "--from-beginning", "--exit-at-end", "--quiet"]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+           f"{topic}-dlq", "--from-beginning", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while counts(database) != (N, N):
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, f"(labels, logged) = {counts(database)}"
+            time.sleep(0.3)
+        time.sleep(2)  # a late re-delivery of the older tx-0 verdict would show now
+    finally:
+        proc.terminate()
+        proc.wait(30)
     with psycopg.connect(database) as conn:
         stored = dict(conn.execute("select transaction_id, label from labels").fetchall())
         joined = conn.execute(
