@@ -27,6 +27,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     FRAUDFLOW_METRICS_PORT=9100 \
     FRAUDFLOW_METRICS_HOST=0.0.0.0
+# LightGBM (the trained model, docs/training.md) needs the OpenMP runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 fraudflow \
     && useradd --system --uid 10001 --gid fraudflow --home-dir /app --shell /usr/sbin/nologin fraudflow \
     && install -d -o 10001 -g 10001 /var/lib/fraudflow/recovery

@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "fraudflow.cli.rules",
     "fraudflow.cli.config",
     "fraudflow.cli.console",
+    "fraudflow.cli.train",
 )
 
 

@@ -8,16 +8,14 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
 
-from fraudflow.backtest.labels import (
-    parse_time,
-)
+from fraudflow.backtest.labels import label_known_at, parse_time
 from fraudflow.backtest.replay import (
     Graded,
     LabelInfo,
@@ -37,6 +35,11 @@ from fraudflow.config.settings import ConfigError, Settings, load_settings, pars
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
+from fraudflow.records import Decision
+from fraudflow.training.featurelog import log_record, write_feature_log
+from fraudflow.training.risk import RiskParams
+from fraudflow.training.simulate import retrain_report
+from fraudflow.training.trainer import Frame, TrainParams
 
 SETTINGS = ("rules",)
 
@@ -88,12 +91,22 @@ def register(sub: Any) -> None:
     p.add_argument("--scores-out", type=Path, metavar="FILE.jsonl", help="write one line per txn")
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md/report.html here")
     p.add_argument(
+        "--feature-log", type=Path, metavar="FILE.jsonl",
+        help="write every decision's model inputs here (what 'fraudflow train --feature-log' "
+        "reads; docs/training.md)",
+    )  # fmt: skip
+    p.add_argument(
         "--compare",
         type=Path,
         metavar="RULES_DIR_OR_CONFIG",
         help="replay again with these rules (a directory) or settings (a YAML file) "
         "and print the differences",
     )
+    p.add_argument(
+        "--retrain", type=parse_duration, metavar="DURATION",
+        help="simulate scheduled training (with --feedback off): retrain every DURATION of "
+        "event time (1d) on the labels known by then, and print off vs on (docs/training.md)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_flags(p, SETTINGS)
     p.set_defaults(func=main)
@@ -166,6 +179,11 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
     graded = grade(result.decisions, labels, args.label_delay)
     if args.scores_out is not None:
         write_scores(args.scores_out, result.decisions)
+    if args.feature_log is not None:
+        write_feature_log(args.feature_log, result.decisions)
+    if args.retrain is not None:
+        print(retrain_text(result.decisions, labels, args.label_delay, args.retrain))
+        print()
     if args.report is not None:
         baseline = None
         if args.feedback == "compare":
@@ -192,6 +210,24 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
             compare_text(result, graded, result_b, graded_b, labels=labels, name=str(args.compare))
         )
     return 0
+
+
+def retrain_text(
+    decisions: Sequence[Decision],
+    labels: Mapping[str, LabelInfo],
+    delay: timedelta,
+    every: timedelta,
+) -> str:
+    """``--retrain``: the scheduled-training simulation over this replay's feature log."""
+    known = {
+        d.txn.transaction_id: (info.label, label_known_at(d.txn.ts, info.label_time, delay))
+        for d in decisions
+        if (info := labels.get(d.txn.transaction_id)) is not None
+    }
+    frame = Frame.from_records(log_record(d) for d in decisions)
+    params = TrainParams(step=every.total_seconds(), risk=RiskParams(delay=delay.total_seconds()))
+    text, _ = retrain_report(frame, known, params, every=every.total_seconds())
+    return text
 
 
 def compare_settings(args: argparse.Namespace, base: Settings, what: Path) -> Settings:

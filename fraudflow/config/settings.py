@@ -224,6 +224,22 @@ class FeedbackSettings:
     supervised_warmup: int = _opt(
         30, "fraud and legit examples the supervised model must learn before its probability counts"
     )
+    feature_log: bool = _opt(
+        False, "write every decision's model inputs to the PostgreSQL feature_log (training)"
+    )
+    label_store: bool = _opt(
+        False, "write labels from the labels topic to the PostgreSQL labels table (training)"
+    )
+    trained_model: bool = _opt(
+        False, "score with the model registry's serving model, hot-swapped (docs/training.md)"
+    )
+    model_reload_interval: timedelta = _opt(
+        timedelta(seconds=2), "how often every process polls the model registry"
+    )
+    model_pin: str | None = _opt(None, "serve this model version, not the newest promoted one")
+    label_orphan_horizon: timedelta = _opt(
+        timedelta(days=30), "a stored label whose transaction is not logged by then is dead"
+    )
 
 
 @dataclass(frozen=True)

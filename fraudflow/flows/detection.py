@@ -41,10 +41,15 @@ from fraudflow.operators.ingest.parse import looks_like_label, parse_label, pars
 from fraudflow.records import DeadLetter, Decision, FeatureRow, Label, Transaction
 from fraudflow.rules import RuleWatcher
 from fraudflow.state import snapshot
+from fraudflow.training.serving import score_batch
 
 
 def _is_valid(x: Transaction | Label | DeadLetter) -> TypeGuard[Transaction | Label]:
     return type(x) is not DeadLetter
+
+
+def _is_label(x: Label | DeadLetter) -> TypeGuard[Label]:
+    return type(x) is Label
 
 
 def _is_scored(x: Scored) -> TypeGuard[FeatureRow | Label]:
@@ -108,16 +113,26 @@ def build_flow(
             clock=None if io.event_clock else clock,
         )
 
+    models = io.models
+
     def decide_batch(rows: list[FeatureRow]) -> list[Decision]:
         ruleset = rules.current()
+        trained = None if models is None else models.current()  # one model per batch
         now = clock()
         hits = ruleset.evaluate_batch([r.features for r in rows])
+        if trained is not None:
+            score_batch(trained, rows, hits)  # the trained model's hook (docs/training.md)
+        ver = mver if trained is None else trained.version
         out = [
-            decide(r, h, eparams, rules_version=ruleset.version, model_ver=mver, now=now)
+            decide(r, h, eparams, rules_version=ruleset.version, model_ver=ver, now=now)
             for r, h in zip(rows, hits, strict=True)
         ]
         stats.decided(out, ruleset.version, now)
         return out
+
+    def count_stored(labels: list[Label]) -> list[Label]:
+        stats.feedback(len(labels), sum(x.label for x in labels), 0)
+        return labels
 
     def count_dead(letters: list[Any]) -> list[DeadLetter]:
         # the false sides of the branches hold only dead letters
@@ -126,11 +141,19 @@ def build_flow(
 
     flow = Dataflow(flow_id)
     parsed = op.flat_map_batch("parse", op.input("input", flow, io.source), parse_batch)
-    if feedback and io.labels is not None:
+    label_dead: list[Any] = []
+    if (feedback or io.label_store is not None) and io.labels is not None:
         raw_labels = op.input("labels_input", flow, io.labels)
-        parsed = op.merge(
-            "with_labels", parsed, op.flat_map_batch("parse_labels", raw_labels, parse_labels)
-        )
+        got_labels = op.flat_map_batch("parse_labels", raw_labels, parse_labels)
+        if io.label_store is not None:  # every valid label to the labels store (training)
+            stored = op.branch("split_stored_labels", got_labels, _is_label)
+            kept: Any = stored.trues
+            if not feedback:  # else the feedback step counts them
+                kept = op.flat_map_batch("count_stored_labels", kept, count_stored)
+                label_dead.append(stored.falses)
+            op.output("labels_store_out", kept, io.label_store)
+        if feedback:
+            parsed = op.merge("with_labels", parsed, got_labels)
     valid = op.branch("split_invalid", parsed, _is_valid)
     by_shard = op.key_on("key_shard", valid.trues, shard_key)
     scored = op.branch(
@@ -138,7 +161,7 @@ def build_flow(
         op.key_rm("unkey_shard", op.stateful_batch("score", by_shard, shard_builder)),
         _is_scored,
     )
-    dead_streams = [valid.falses, scored.falses]
+    dead_streams = [valid.falses, scored.falses, *label_dead]
     rows: Any = scored.trues
     if feedback:
         fb = FeedbackParams.from_settings(settings.feedback, catalogue)

@@ -32,3 +32,6 @@ class FlowIO:
     # the clock that bounds event time (features.max_event_ahead): False, ``clock``
     # (live runs); True, each shard's own event time (replays of recorded data)
     event_clock: bool = False
+    # the trained model's source (training.watcher.ModelWatcher) and the labels store sink
+    models: Any = None
+    label_store: Sink[Any] | None = None

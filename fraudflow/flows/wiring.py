@@ -23,6 +23,7 @@ from fraudflow.flows.recovery_dir import prepare_recovery_dir
 from fraudflow.records import DeadLetter, Decision, OutputPolicy
 from fraudflow.sinks.postgres import PostgresSink, migrate
 from fraudflow.sinks.redis_profiles import RedisProfileSink
+from fraudflow.training.wiring import training_io
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,16 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
         raise ConfigError("kafka.brokers: no brokers given (--brokers or FRAUDFLOW_BROKERS)")
     policy = output_policy(settings)
     dead_letters = KafkaRecordSink(k, k.dlq_topic, policy)
+    train = training_io(settings)
     return FlowIO(
         source=transactions_source(k),
         alerts=KafkaRecordSink(k, k.alerts_topic, policy),
         dead_letters=dead_letters,
-        decisions=[*store_sinks(settings, dead_letters), *extra],
+        decisions=[*store_sinks(settings, dead_letters), *train.decisions, *extra],
         require_key=True,
-        labels=labels_source(k) if settings.feedback.feedback else None,
+        labels=labels_source(k) if settings.feedback.feedback or train.labels else None,
+        models=train.models,
+        label_store=train.labels,
     )
 
 

@@ -32,7 +32,10 @@ DETECTORS: dict[str, tuple[str, tuple[str, ...]]] = {
     # with feedback on (docs/feedback.md)
     "supervised": ("SUPERVISED_MODEL", ("supervised_score", "entity_risk")),
     "entity": ("ENTITY_RISK", ()),  # detail: the entity rates behind it, highest first
+    # a trained model (docs/training.md)
+    "model": ("TRAINED_MODEL", ("amount", "hst_score", "zscore_score", "iqr_score")),
 }
+MODEL_SCORE = "model_score"  # set by fraudflow.training.serving.score_batch
 FEEDBACK_DETECTORS = {"supervised": "supervised_score", "entity": "entity_risk"}
 
 
@@ -123,8 +126,12 @@ def decide(
             scores[name] = f[feature]
     contributions: list[Reason] = []
     keep = 1.0
-    for name, s in scores.items():
-        c = min(1.0, p.weights[name] * s)
+    # training hook: with a trained model loaded it ranks alone (detector and rule scores are
+    # among its inputs); rules still force tiers and give reasons
+    trained = f.get(MODEL_SCORE)
+    combined = scores if trained is None else {"model": trained}
+    for name, s in combined.items():
+        c = min(1.0, p.weights.get(name, 1.0) * s)
         keep *= 1.0 - c
         if c > 0.0:
             code, shown = DETECTORS[name]
@@ -148,9 +155,12 @@ def decide(
                 {"description": h.description, **{k: _round(v) for k, v in h.values.items()}},
             )
         )
+    if trained is not None:
+        scores["model"] = trained
     rules_score = 1.0 - rule_keep
-    keep *= 1.0 - p.weight_rules * rules_score
-    score = min(1.0, max(0.0, 1.0 - keep))
+    if trained is None:  # a trained model has the rule score among its inputs already
+        keep *= 1.0 - p.weight_rules * rules_score
+    score = min(1.0, max(0.0, 1.0 - keep if trained is None else float(trained)))
     scores["rules"] = rules_score
     tier = TIERS[max(TIER_RANK[tier_for(score, p)], forced)]
     contributions.sort(key=lambda r: (-r.contribution, r.code))

@@ -16,6 +16,7 @@ DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 SERVICES = {"redpanda", "timescaledb", "redis", "prometheus", "grafana", "fraudflow", "producer"}
 SERVICES |= {"console"}  # the analyst console (test_console_manifests.py)
+SERVICES |= {"trainer"}  # the trainer (docs/training.md)
 
 
 def _compose() -> dict[str, Any]:
@@ -71,3 +72,5 @@ def test_commands_parse_with_the_real_cli() -> None:
     assert args.rate == 200
     run = build_parser().parse_args(["run", *services["fraudflow"]["command"]])
     assert run.quiet
+    train = build_parser().parse_args(["train", *services["trainer"]["command"]])
+    assert train.label_delay.days == 7
