@@ -112,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
         return fail(f"--labels {args.labels}: no such file")
     try:
         settings = load(args)
-        start_ms, end_ms = _millis(args.start), _millis(args.end)
+        start_ms, end_ms = _millis(args.start, "--from"), _millis(args.end, "--to")
     except (ConfigError, ValueError) as exc:
         return fail(str(exc))
     with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
@@ -134,16 +134,18 @@ def main(args: argparse.Namespace) -> int:
         return _backtest(args, settings, paths, title)
 
 
-def _millis(text: str | None) -> int | None:
-    """RFC 3339 (with zone) or epoch milliseconds to epoch milliseconds."""
+def _millis(text: str | None, flag: str) -> int | None:
+    """RFC 3339 (with zone) or epoch milliseconds to epoch milliseconds (the one rule:
+    :mod:`fraudflow.operators.ingest.timestamps`; epoch seconds are refused)."""
     if text is None:
         return None
-    if text.isdigit():
-        return int(text)
-    t = parse_time(text)
+    try:
+        t = parse_time(int(text) if text.isdigit() else text, flag)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if t is None:
-        raise ConfigError(f"not a time: {text!r} (use RFC 3339 with a zone, or epoch ms)")
-    return int(t * 1000)
+        raise ConfigError(f"{flag}: not a time: {text!r} (use RFC 3339 with a zone, or epoch ms)")
+    return int(text) if text.isdigit() else round(t * 1000)
 
 
 def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
