@@ -67,7 +67,8 @@ def register(sub: Any) -> None:
         "--labels",
         type=Path,
         metavar="FILE",
-        help='JSON lines {"transaction_id", "label": 0|1, "label_time"?} '
+        help='JSON lines (or CSV) {"transaction_id", "label": 0|1|"fraud"|"legit", '
+        '"label_time"?: RFC 3339 with a zone or epoch ms} '
         "[default: the input's _label fields]",
     )
     p.add_argument(
@@ -150,7 +151,11 @@ def _millis(text: str | None, flag: str) -> int | None:
 
 def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
     total = sum(count_records(p) for p in paths)
-    labels = read_labels([args.labels] if args.labels else paths)
+    label_paths = [args.labels] if args.labels else paths
+    try:
+        labels = read_labels(label_paths)
+    except ValueError as exc:  # a label_time that breaks the one time rule
+        return fail(f"labels in {', '.join(map(str, label_paths))}: {exc}")
     progress = not args.quiet
     with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
         if args.feedback == "off":
