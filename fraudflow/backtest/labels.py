@@ -13,8 +13,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
+
+from fraudflow.operators.ingest.labels import label_value
+from fraudflow.operators.ingest.timestamps import parse_timestamp
 
 T = TypeVar("T")
 
@@ -76,32 +79,19 @@ def merge_labels(
             yield heapq.heappop(pending)
 
 
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds from a number or an ISO-8601 string (naive means UTC); None if absent."""
+def parse_time(value: Any, name: str = "label_time") -> float | None:
+    """Epoch seconds from a time (the one rule: :mod:`fraudflow.operators.ingest.timestamps`,
+    RFC 3339 with a zone or epoch milliseconds); None when absent or empty.
+
+    Raises ``Invalid`` (a ``ValueError``) naming the field for anything else.
+    """
     if value is None or value == "":
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        return dt.timestamp()
-    raise ValueError(f"not a time: {value!r}")
+    return parse_timestamp(value, name)
 
 
 def label_of(rec: Mapping[str, Any]) -> int | None:
-    """0/1 from ``label`` or ``_label`` (numbers or CSV text); None when absent or invalid."""
-    raw = rec.get("label", rec.get("_label"))
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, str) and raw.strip() in ("0", "1"):
-        return int(raw.strip())
-    if raw in (0, 1):
-        return int(raw)
-    return None
+    """0/1 from ``label`` or ``_label`` in the labels format of the topic
+    (:func:`~fraudflow.operators.ingest.labels.label_value`: 0, 1, "0", "1", "fraud",
+    "legit"); None when absent or invalid."""
+    return label_value(rec.get("label", rec.get("_label")))

@@ -119,7 +119,7 @@ def _event_time(line: bytes) -> tuple[str | None, float | None]:
     try:
         obj = orjson.loads(line)
         tid, ts = obj.get("transaction_id"), obj.get("timestamp")
-        t = ts / 1000.0 if isinstance(ts, int | float) else parse_time(ts)
+        t = parse_time(ts, "timestamp")
     except (orjson.JSONDecodeError, AttributeError, ValueError, TypeError):
         return None, None
     return (tid if isinstance(tid, str) else None), t

@@ -70,7 +70,8 @@ def register(sub: Any) -> None:
         "--labels",
         type=Path,
         metavar="FILE",
-        help='JSON lines {"transaction_id", "label": 0|1, "label_time"?} '
+        help='JSON lines (or CSV) {"transaction_id", "label": 0|1|"fraud"|"legit", '
+        '"label_time"?: RFC 3339 with a zone or epoch ms} '
         "[default: the input's _label fields]",
     )
     p.add_argument(
@@ -125,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
         return fail(f"--labels {args.labels}: no such file")
     try:
         settings = load(args)
-        start_ms, end_ms = _millis(args.start), _millis(args.end)
+        start_ms, end_ms = _millis(args.start, "--from"), _millis(args.end, "--to")
     except (ConfigError, ValueError) as exc:
         return fail(str(exc))
     with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
@@ -147,21 +148,27 @@ def main(args: argparse.Namespace) -> int:
         return _backtest(args, settings, paths, title)
 
 
-def _millis(text: str | None) -> int | None:
-    """RFC 3339 (with zone) or epoch milliseconds to epoch milliseconds."""
+def _millis(text: str | None, flag: str) -> int | None:
+    """RFC 3339 (with zone) or epoch milliseconds to epoch milliseconds (the one rule:
+    :mod:`fraudflow.operators.ingest.timestamps`; epoch seconds are refused)."""
     if text is None:
         return None
-    if text.isdigit():
-        return int(text)
-    t = parse_time(text)
+    try:
+        t = parse_time(int(text) if text.isdigit() else text, flag)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if t is None:
-        raise ConfigError(f"not a time: {text!r} (use RFC 3339 with a zone, or epoch ms)")
-    return int(t * 1000)
+        raise ConfigError(f"{flag}: not a time: {text!r} (use RFC 3339 with a zone, or epoch ms)")
+    return int(text) if text.isdigit() else round(t * 1000)
 
 
 def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
     total = sum(count_records(p) for p in paths)
-    labels = read_labels([args.labels] if args.labels else paths)
+    label_paths = [args.labels] if args.labels else paths
+    try:
+        labels = read_labels(label_paths)
+    except ValueError as exc:  # a label_time that breaks the one time rule
+        return fail(f"labels in {', '.join(map(str, label_paths))}: {exc}")
     progress = not args.quiet
     with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
         if args.feedback == "off":

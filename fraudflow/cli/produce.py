@@ -23,15 +23,19 @@ from fraudflow.generator.stream import (
     produce_to_file,
     produce_to_kafka,
 )
+from fraudflow.operators.ingest.timestamps import Invalid, parse_timestamp
 
 
 def _start(text: str) -> datetime:
     if text == "now":
         return datetime.now(UTC).replace(microsecond=0)
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"--start needs a time zone (e.g. {text}Z), or 'now'")
-    return dt
+    try:  # the one time rule (operators/ingest/timestamps.py): RFC 3339 with a zone
+        parse_timestamp(text, "--start")
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc.message} (e.g. 2026-01-01T00:00:00Z), or 'now'"
+        ) from None
+    return datetime.fromisoformat(text)
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:

@@ -37,7 +37,7 @@ from fraudflow.operators.detectors.step import (
 )
 from fraudflow.operators.features.catalogue import feature_catalogue
 from fraudflow.operators.features.user import FeatureParams
-from fraudflow.operators.ingest.parse import looks_like_label, parse_label, parse_message
+from fraudflow.operators.ingest.step import ParseStep
 from fraudflow.records import DeadLetter, Decision, FeatureRow, Label, Transaction
 from fraudflow.rules import RuleWatcher
 from fraudflow.state import snapshot
@@ -60,10 +60,6 @@ def _is_row(x: FeatureRow | DeadLetter) -> TypeGuard[FeatureRow]:
     return type(x) is FeatureRow
 
 
-
-
-
-
 def build_flow(
     settings: Settings, io: FlowIO, *, keep_state: bool = False, flow_id: str = "fraudflow"
 ) -> Dataflow:
@@ -80,28 +76,10 @@ def build_flow(
     feedback = settings.feedback.feedback
     catalogue = feature_catalogue(settings.features.windows, settings.feedback)
     rules = RuleWatcher(settings.rules.rules, catalogue, settings.rules.rules_reload_interval)
-    require_key = io.require_key
-    interleaved = feedback and io.interleaved_labels
+    parse = ParseStep(
+        vset, stats, clock, io.require_key, interleaved=feedback and io.interleaved_labels
+    )
     stats.set_versions(rules.current().version, mver)
-
-    def parse_batch(msgs: list[Any]) -> list[Transaction | Label | DeadLetter]:
-        now = clock()
-        out: list[Transaction | Label | DeadLetter] = []
-        for m in msgs:
-            if interleaved and looks_like_label(m):
-                out.append(parse_label(m, vset, now))
-                continue
-            res = parse_message(m, vset, now, require_key=require_key)
-            if type(res) is Transaction:
-                res.raw = m.value  # for a duplicate's dead letter; cleared by the score step
-            out.append(res)
-        stats.received(len(msgs))
-        return out
-
-    def parse_labels(msgs: list[Any]) -> list[Label | DeadLetter]:
-        now = clock()
-        stats.received(len(msgs))
-        return [parse_label(m, vset, now) for m in msgs]
 
     def shard_builder(resume: bytes | None) -> ShardLogic:
         return ShardLogic(
@@ -140,11 +118,11 @@ def build_flow(
         return letters
 
     flow = Dataflow(flow_id)
-    parsed = op.flat_map_batch("parse", op.input("input", flow, io.source), parse_batch)
+    parsed = op.flat_map_batch("parse", op.input("input", flow, io.source), parse.transactions)
     label_dead: list[Any] = []
     if (feedback or io.label_store is not None) and io.labels is not None:
         raw_labels = op.input("labels_input", flow, io.labels)
-        got_labels = op.flat_map_batch("parse_labels", raw_labels, parse_labels)
+        got_labels = op.flat_map_batch("parse_labels", raw_labels, parse.labels)
         if io.label_store is not None:  # every valid label to the labels store (training)
             stored = op.branch("split_stored_labels", got_labels, _is_label)
             kept: Any = stored.trues

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -42,10 +42,10 @@ from psycopg.types.json import set_json_dumps
 from fraudflow.config.settings import Secret
 from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, Decision
+from fraudflow.sinks.columns import WRITE_COLUMNS, Row, decision_row
 from fraudflow.sinks.rejects import Rejects
 from fraudflow.sinks.retry import Retrier, scrub, secret_parts
 from fraudflow.sinks.schema import (
-    WRITE_COLUMNS,
     apply_migrations,
     detect_timescale,
     ensure_month_partition,
@@ -82,39 +82,9 @@ _PERMANENT_MARKS = (
 )
 _PERMANENT_SQLSTATES = ("28000", "28P01", "3D000", "42501")
 
-Row = tuple[Any, ...]
-
 
 def _json_dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
-
-
-def decision_row(d: Decision) -> Row:
-    """The row of one decision, in :data:`WRITE_COLUMNS` order (pure)."""
-    t = d.txn
-    return (
-        d.alert_id,
-        datetime.fromtimestamp(t.ts, UTC),
-        datetime.fromtimestamp(d.processed_at, UTC),
-        t.transaction_id,
-        t.user_id,
-        t.amount,
-        t.currency,
-        t.merchant_id,
-        t.country,
-        d.score,
-        d.tier,
-        d.detector_scores,
-        [str(h["id"]) for h in d.rule_hits],
-        d.rule_hits,
-        [r.to_dict() for r in d.reasons],
-        d.rules_version,
-        d.model_version,
-        d.late,
-        t.topic or None,
-        t.partition if t.partition >= 0 else None,
-        t.offset if t.offset >= 0 else None,
-    )
 
 
 def months_of(decisions: Sequence[Decision]) -> set[tuple[int, int]]:

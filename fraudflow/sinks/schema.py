@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
+from fraudflow.sinks.columns import ddl
+
 log = logging.getLogger(__name__)
 
 TABLES = ("alerts", "decisions")
@@ -46,56 +48,8 @@ TIMESCALE_POLICIES = {
     "decisions": ("1 day", "7 days", "90 days"),
 }
 
-COLUMNS = """
-    alert_id         text             not null,
-    event_time       timestamptz      not null,
-    processed_at     timestamptz      not null,
-    transaction_id   text             not null,
-    user_id          text             not null,
-    amount           double precision not null,
-    currency         text             not null,
-    merchant_id      text,
-    country          text,
-    score            double precision not null,
-    tier             text             not null check (tier in ('approve', 'review', 'block')),
-    detector_scores  jsonb            not null,
-    rule_ids         text[]           not null default '{{}}',
-    rule_hits        jsonb            not null default '[]',
-    reasons          jsonb            not null,
-    rules_version    text             not null,
-    model_version    text             not null,
-    late             boolean          not null default false,
-    source_topic     text,
-    source_partition integer,
-    source_offset    bigint,
-    written_at       timestamptz      not null default now(),
-    primary key (alert_id, event_time)
-"""
-
-# The columns the sink writes, in COPY order, with their PostgreSQL types.
-WRITE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("alert_id", "text"),
-    ("event_time", "timestamptz"),
-    ("processed_at", "timestamptz"),
-    ("transaction_id", "text"),
-    ("user_id", "text"),
-    ("amount", "float8"),
-    ("currency", "text"),
-    ("merchant_id", "text"),
-    ("country", "text"),
-    ("score", "float8"),
-    ("tier", "text"),
-    ("detector_scores", "jsonb"),
-    ("rule_ids", "text[]"),
-    ("rule_hits", "jsonb"),
-    ("reasons", "jsonb"),
-    ("rules_version", "text"),
-    ("model_version", "text"),
-    ("late", "bool"),
-    ("source_topic", "text"),
-    ("source_partition", "int4"),
-    ("source_offset", "int8"),
-)
+# the table columns (CREATE TABLE), from the one definition in sinks/columns.py
+COLUMNS = ddl()
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 
 from fraudflow.config.settings import ValidationSettings
-from fraudflow.records import DeadLetter, Label, Transaction
+from fraudflow.operators.ingest.timestamps import Invalid, kind, parse_timestamp
+from fraudflow.records import DeadLetter, Transaction
 
 
 class RawMessage(Protocol):
@@ -84,25 +84,12 @@ def _may_hold_control(value: bytes) -> bool:
 _OPTIONAL_STR = ("merchant_id", "merchant_category", "payment_method", "device_id", "channel", "ip")
 
 
-class Invalid(Exception):
-    """A validation failure: machine code plus a message that names the field."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _kind(v: Any) -> str:
-    return "null" if v is None else type(v).__name__
-
-
-def _required_str(obj: dict[str, Any], name: str, controls: bool = True) -> str:
+def required_str(obj: dict[str, Any], name: str, controls: bool = True) -> str:
     if name not in obj or obj[name] is None:
         raise Invalid("missing_field", f"required field {name!r} is missing")
     v = obj[name]
     if not isinstance(v, str):
-        raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
+        raise Invalid("bad_type", f"field {name!r} must be a string, got {kind(v)}")
     if not 1 <= len(v) <= _ID_MAX:
         raise Invalid(
             "bad_value", f"field {name!r} must have 1..{_ID_MAX} characters, got {len(v)}"
@@ -127,7 +114,7 @@ def _optional_str(obj: dict[str, Any], name: str, controls: bool = True) -> str 
     if v is None:
         return None
     if not isinstance(v, str):
-        raise Invalid("bad_type", f"field {name!r} must be a string, got {_kind(v)}")
+        raise Invalid("bad_type", f"field {name!r} must be a string, got {kind(v)}")
     if len(v) > _OPT_MAX:
         raise Invalid("bad_value", f"field {name!r} is longer than {_OPT_MAX} characters")
     if controls:
@@ -137,7 +124,7 @@ def _optional_str(obj: dict[str, Any], name: str, controls: bool = True) -> str 
 
 def _number(v: Any, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise Invalid("bad_type", f"field {name!r} must be a number, got {_kind(v)}")
+        raise Invalid("bad_type", f"field {name!r} must be a number, got {kind(v)}")
     f = float(v) + 0.0  # -0.0 becomes 0.0
     if not math.isfinite(f):
         raise Invalid(
@@ -146,36 +133,7 @@ def _number(v: Any, name: str) -> float:
     return f
 
 
-def parse_timestamp(v: Any, name: str = "timestamp") -> float:
-    """RFC 3339 with a zone, or epoch milliseconds, to epoch seconds.
-
-    >>> parse_timestamp("2026-01-02T03:04:05Z"), parse_timestamp(1767322045000)
-    (1767323045.0, 1767322045.0)
-    """
-    if isinstance(v, bool):
-        raise Invalid(
-            "bad_type", f"field {name!r} must be an RFC 3339 string or epoch ms, got bool"
-        )
-    if isinstance(v, int | float):
-        if not math.isfinite(v):
-            raise Invalid("bad_timestamp", f"field {name!r} is not finite")
-        return float(v) / 1000.0
-    if not isinstance(v, str):
-        raise Invalid(
-            "bad_type", f"field {name!r} must be an RFC 3339 string or epoch ms, got {_kind(v)}"
-        )
-    if len(v) > 64:
-        raise Invalid("bad_timestamp", f"field {name!r} is too long")
-    try:
-        dt = datetime.fromisoformat(v)
-    except ValueError:
-        raise Invalid("bad_timestamp", f"field {name!r} is not RFC 3339") from None
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise Invalid("naive_timestamp", f"field {name!r} has no time zone")
-    return dt.timestamp()
-
-
-def _time_field(obj: dict[str, Any], name: str, settings: ValidationSettings, now: float) -> float:
+def time_field(obj: dict[str, Any], name: str, settings: ValidationSettings, now: float) -> float:
     if name not in obj or obj[name] is None:
         raise Invalid("missing_field", f"required field {name!r} is missing")
     ts = parse_timestamp(obj[name], name)
@@ -199,14 +157,14 @@ def validate_object(
     ``controls=False`` skips the control-character checks, for a caller that
     knows the raw message cannot hold one (see ``_may_hold_control``).
     """
-    transaction_id = _required_str(obj, "transaction_id", controls)
-    user_id = _required_str(obj, "user_id", controls)
+    transaction_id = required_str(obj, "transaction_id", controls)
+    user_id = required_str(obj, "user_id", controls)
     if "amount" not in obj or obj["amount"] is None:
         raise Invalid("missing_field", "required field 'amount' is missing")
     amount = _number(obj["amount"], "amount")
     if amount < 0:
         raise Invalid("bad_amount", "field 'amount' is negative")
-    ts = _time_field(obj, "timestamp", settings, now)
+    ts = time_field(obj, "timestamp", settings, now)
     currency = _optional_str(obj, "currency", controls) or settings.default_currency
     if not _CURRENCY.fullmatch(currency):
         raise Invalid("bad_value", "field 'currency' must be an ISO 4217 code like 'USD'")
@@ -239,7 +197,7 @@ def validate_object(
     )
 
 
-def _decode(value: bytes | None, settings: ValidationSettings) -> dict[str, Any]:
+def decode_object(value: bytes | None, settings: ValidationSettings) -> dict[str, Any]:
     """The message's JSON object, or Invalid saying why it is not one."""
     if value is None or len(value) == 0:
         raise Invalid("empty_value", "message has no value")
@@ -256,7 +214,7 @@ def _decode(value: bytes | None, settings: ValidationSettings) -> dict[str, Any]
     except orjson.JSONDecodeError as exc:
         raise Invalid("bad_json", f"value is not JSON: {exc.msg} at {exc.pos}") from None
     if not isinstance(obj, dict):
-        raise Invalid("not_object", f"value must be a JSON object, got {_kind(obj)}")
+        raise Invalid("not_object", f"value must be a JSON object, got {kind(obj)}")
     if _may_have_duplicate_keys(value, obj):
         _check_duplicate_keys(value)
     return obj
@@ -306,7 +264,7 @@ def _check_duplicate_keys(value: bytes) -> None:
         raise Invalid("bad_json", "value is nested too deeply") from None
 
 
-def _origin(msg: RawMessage) -> tuple[str, int, int]:
+def origin(msg: RawMessage) -> tuple[str, int, int]:
     """Where a message came from: topic, partition, offset (-1 when unknown)."""
     return (
         msg.topic or "",
@@ -315,8 +273,8 @@ def _origin(msg: RawMessage) -> tuple[str, int, int]:
     )
 
 
-def _dead(msg: RawMessage, err: Invalid, now: float) -> DeadLetter:
-    topic, partition, offset = _origin(msg)
+def dead_letter(msg: RawMessage, err: Invalid, now: float) -> DeadLetter:
+    topic, partition, offset = origin(msg)
     return DeadLetter(
         code=err.code,
         message=err.message,
@@ -338,7 +296,7 @@ def parse_message(
     user_id (true for Kafka, where the key decides the partition).
     """
     try:
-        obj = _decode(msg.value, settings)
+        obj = decode_object(msg.value, settings)
         controls = msg.value is None or _may_hold_control(msg.value)
         txn = validate_object(obj, settings, now, controls=controls)
         if require_key:
@@ -347,55 +305,6 @@ def parse_message(
             if msg.key != txn.user_id.encode("utf-8"):
                 raise Invalid("key_mismatch", "message key differs from field 'user_id'")
     except Invalid as err:
-        return _dead(msg, err, now)
-    txn.topic, txn.partition, txn.offset = _origin(msg)
+        return dead_letter(msg, err, now)
+    txn.topic, txn.partition, txn.offset = origin(msg)
     return txn
-
-
-def looks_like_label(msg: RawMessage) -> bool:
-    """In a replay that interleaves labels with transactions: is this line a label?
-
-    A label has ``reported_at`` and ``label`` and no ``amount``; anything
-    else is parsed (and, if bad, dead-lettered) as a transaction.
-    """
-    v = msg.value
-    return v is not None and b'"reported_at"' in v and b'"label"' in v and b'"amount"' not in v
-
-
-LABEL_VALUES: dict[Any, int] = {0: 0, 1: 1, "fraud": 1, "legit": 0, "0": 0, "1": 1}
-
-
-def parse_label(msg: RawMessage, settings: ValidationSettings, now: float) -> Label | DeadLetter:
-    """One raw labels-topic message to a Label, or to a DeadLetter with the reason.
-
-    The value is ``{"transaction_id": str, "label": 0|1|"fraud"|"legit",
-    "reported_at": RFC 3339 or epoch ms}``; the key is not checked.
-
-    >>> from types import SimpleNamespace as M
-    >>> v = b'{"transaction_id": "t1", "label": "fraud", "reported_at": "2026-01-02T00:00:00Z"}'
-    >>> msg = M(key=None, value=v, topic="labels", partition=0, offset=3)
-    >>> parse_label(msg, ValidationSettings(), 1767312000.0).label
-    1
-    """
-    try:
-        obj = _decode(msg.value, settings)
-        transaction_id = _required_str(obj, "transaction_id")
-        if "label" not in obj or obj["label"] is None:
-            raise Invalid("missing_field", "required field 'label' is missing")
-        raw = obj["label"]
-        if not isinstance(raw, int | str) or isinstance(raw, bool) or raw not in LABEL_VALUES:
-            raise Invalid("bad_value", "field 'label' must be 0, 1, 'fraud' or 'legit'")
-        reported_at = _time_field(obj, "reported_at", settings, now)
-    except Invalid as err:
-        return _dead(msg, err, now)
-    topic, partition, offset = _origin(msg)
-    return Label(
-        transaction_id=transaction_id,
-        label=LABEL_VALUES[raw],
-        reported_at=reported_at,
-        value=msg.value or b"",
-        key=msg.key,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-    )

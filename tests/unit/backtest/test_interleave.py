@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from fraudflow.backtest.replay import LabelInfo, interleave_labels, replay
 from fraudflow.config.settings import Settings, ValidationSettings
 from fraudflow.connectors.files import JsonLinesSource
-from fraudflow.operators.ingest.parse import looks_like_label, parse_label
+from fraudflow.operators.ingest.labels import looks_like_label, parse_label
 from fraudflow.records import Label
 
 # a past date, so the replay's wall clock accepts the records for years to come

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from fraudflow.backtest.labels import (
     merge_labels,
     parse_time,
 )
+from fraudflow.operators.ingest.timestamps import Invalid
 
 
 def test_known_at_uses_label_time_or_delay() -> None:
@@ -73,9 +75,17 @@ def test_merge_places_label_before_first_event_at_its_time() -> None:
 def test_label_parsing() -> None:
     assert label_of({"label": 1}) == 1
     assert label_of({"_label": "0"}) == 0
+    assert label_of({"label": "fraud"}) == 1  # the topic's format, also in files
+    assert label_of({"label": "legit"}) == 0
     assert label_of({"label": True}) is None
     assert label_of({"label": 2}) is None
     assert parse_time("1970-01-01T00:01:00Z") == 60.0
-    assert parse_time("1970-01-01T00:01:00") == 60.0
     assert parse_time(None) is None
-    assert parse_time(5) == 5.0
+    assert parse_time(1_767_225_600_000) == 1_767_225_600.0  # epoch ms, as on the topic
+
+
+def test_label_time_refuses_ambiguous_input_naming_the_field() -> None:
+    with pytest.raises(Invalid, match="'label_time' is 1767225600, which looks like epoch sec"):
+        parse_time(1_767_225_600)  # epoch seconds
+    with pytest.raises(Invalid, match="'label_time' has no time zone"):
+        parse_time("2026-01-01T00:01:00")

@@ -12,12 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudflow.config.settings import ValidationSettings
-from fraudflow.operators.ingest.parse import (
-    ERROR_CODES,
-    LABEL_VALUES,
-    looks_like_label,
-    parse_label,
-)
+from fraudflow.operators.ingest.labels import LABEL_VALUES, looks_like_label, parse_label
+from fraudflow.operators.ingest.parse import ERROR_CODES
 from fraudflow.records import DeadLetter, Label
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -106,7 +102,9 @@ def test_missing_source_fields_get_defaults() -> None:
         (with_(reported_at="yesterday"), "bad_timestamp"),
         (with_(reported_at=True), "bad_type"),
         (with_(reported_at=[2025]), "bad_type"),
-        (with_(reported_at=0), "timestamp_out_of_range"),  # 1970: older than max_event_age
+        (with_(reported_at=0), "bad_timestamp"),  # below 1e11: epoch seconds? (one time rule)
+        (with_(reported_at=int(NOW)), "bad_timestamp"),  # today in epoch seconds
+        (with_(reported_at=100_000_000_000), "timestamp_out_of_range"),  # 1973 in epoch ms
         (with_(reported_at="1990-01-01T00:00:00Z"), "timestamp_out_of_range"),
         (with_(reported_at="2026-01-03T00:00:00Z"), "timestamp_out_of_range"),  # 2 days ahead
         (with_(reported_at=int((NOW + 2 * 86400) * 1000)), "timestamp_out_of_range"),

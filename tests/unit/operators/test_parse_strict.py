@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudflow.config.settings import ValidationSettings
+from fraudflow.operators.ingest.labels import parse_label
 from fraudflow.operators.ingest.parse import (
     Invalid,
     _check_duplicate_keys,
     _may_have_duplicate_keys,
     _may_hold_control,
-    parse_label,
     parse_message,
 )
 from fraudflow.records import DeadLetter, Transaction

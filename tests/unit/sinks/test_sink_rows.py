@@ -6,10 +6,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fraudflow.sinks.postgres import decision_row, months_of
+from fraudflow.sinks.columns import DECISION_COLUMNS, PRIMARY_KEY, WRITE_COLUMNS, decision_row
+from fraudflow.sinks.postgres import months_of
 from fraudflow.sinks.redis_profiles import latest_per_user, profile_fields
-from fraudflow.sinks.schema import WRITE_COLUMNS, month_bounds, month_start, partition_name
+from fraudflow.sinks.schema import COLUMNS, month_bounds, month_start, partition_name
 from tests.unit.sinks.factory import make_decision, ts
+
+
+def test_the_table_and_the_sink_share_one_column_definition() -> None:
+    lines = [line.strip() for line in COLUMNS.strip().splitlines()]
+    assert [line.split()[0] for line in lines[:-1]] == [c.name for c in DECISION_COLUMNS]
+    assert lines[-1] == f"primary key ({', '.join(PRIMARY_KEY)})"
+    assert [c for c, _ in WRITE_COLUMNS] == [c.name for c in DECISION_COLUMNS if c.copy]
+    assert all((c.copy is None) == (c.value is None) for c in DECISION_COLUMNS)
+    assert "written_at" not in dict(WRITE_COLUMNS)  # the server fills it
 
 
 def test_decision_row_follows_the_write_columns() -> None:
