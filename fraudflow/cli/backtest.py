@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from collections.abc import Mapping
 from datetime import timedelta
@@ -37,6 +38,7 @@ from fraudflow.config.settings import ConfigError, Settings, load_settings, pars
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
+from fraudflow.connectors.stop import graceful_stop, stop_reason
 
 SETTINGS = ("rules",)
 
@@ -131,7 +133,9 @@ def main(args: argparse.Namespace) -> int:
             if not args.input.is_file():
                 return fail(f"--input {args.input}: no such file")
             paths, title = [args.input], str(args.input)
-        return _backtest(args, settings, paths, title)
+        with graceful_stop():
+            code = _backtest(args, settings, paths, title)
+        return report_stop(code)
 
 
 def _millis(text: str | None) -> int | None:
@@ -144,6 +148,18 @@ def _millis(text: str | None) -> int | None:
     if t is None:
         raise ConfigError(f"not a time: {text!r} (use RFC 3339 with a zone, or epoch ms)")
     return int(t * 1000)
+
+
+def report_stop(code: int) -> int:
+    """After SIGTERM/SIGINT: the figures printed cover only the records read before it."""
+    reason = stop_reason()
+    if reason is not None:
+        print(
+            f"fraudflow: backtest stopped on {reason}: the figures above cover only the "
+            "records read before it, not the whole input",
+            file=sys.stderr,
+        )
+    return code
 
 
 def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:

@@ -17,7 +17,8 @@ from fraudflow.cli.common import (
     settings_from_args,
     warn_secret_flags,
 )
-from fraudflow.config.settings import ConfigError
+from fraudflow.config.settings import ConfigError, Settings
+from fraudflow.connectors.stop import graceful_stop, stop_reason
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
 from fraudflow.observability.metrics import start_metrics_server
@@ -93,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     addresses = args.addresses.split(";") if args.addresses else None
     try:
-        with progress(io.stats, enabled=not args.quiet):
+        with graceful_stop(), progress(io.stats, enabled=not args.quiet):
             run_flow(
                 flow,
                 settings,
@@ -103,6 +104,7 @@ def main(args: argparse.Namespace) -> int:
             )
     except ConfigError as exc:  # e.g. a recovery directory that holds damaged snapshots
         return fail(str(exc))
+    report_stop(settings)
     k = settings.kafka
     ok = print_summary(
         io.stats,
@@ -113,3 +115,15 @@ def main(args: argparse.Namespace) -> int:
     if args.summary_json is not None:
         args.summary_json.write_bytes(orjson.dumps(io.stats.snapshot()))
     return 0 if ok else 1
+
+
+def report_stop(settings: Settings) -> None:
+    """After a SIGTERM/SIGINT: say the run stopped early and where a restart resumes."""
+    reason = stop_reason()
+    if reason is None:
+        return
+    if settings.recovery.recovery_dir is not None:
+        where = "a restart on the same --recovery-dir resumes after the last record read"
+    else:
+        where = "no --recovery-dir: a restart starts again from the configured offset"
+    print(f"fraudflow: stopped on {reason}; every sink flushed; {where}", file=sys.stderr)

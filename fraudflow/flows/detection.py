@@ -23,6 +23,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from fraudflow.config.settings import Settings, load_settings
+from fraudflow.connectors.stop import stoppable
 from fraudflow.flows.io import FlowIO
 from fraudflow.flows.wiring import kafka_io
 from fraudflow.operators.decide.budget import AlertBudget
@@ -125,9 +126,9 @@ def build_flow(
         return letters
 
     flow = Dataflow(flow_id)
-    parsed = op.flat_map_batch("parse", op.input("input", flow, io.source), parse_batch)
+    parsed = op.flat_map_batch("parse", op.input("input", flow, stoppable(io.source)), parse_batch)
     if feedback and io.labels is not None:
-        raw_labels = op.input("labels_input", flow, io.labels)
+        raw_labels = op.input("labels_input", flow, stoppable(io.labels))
         parsed = op.merge(
             "with_labels", parsed, op.flat_map_batch("parse_labels", raw_labels, parse_labels)
         )
