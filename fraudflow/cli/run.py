@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 
 from fraudflow.cli.common import (
     add_settings_flags,
@@ -18,11 +19,14 @@ from fraudflow.cli.common import (
     warn_secret_flags,
 )
 from fraudflow.config.settings import ConfigError, Settings
+from fraudflow.connectors.preflight import check_kafka, quiet_kafka_logs
 from fraudflow.connectors.stop import graceful_stop, stop_reason
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
 from fraudflow.observability.metrics import start_metrics_server
 from fraudflow.observability.progress import progress
+from fraudflow.operators.features.catalogue import feature_catalogue
+from fraudflow.rules import RuleError, load_rules
 from fraudflow.sinks.retry import SinkError
 
 FLAGS = (
@@ -42,6 +46,7 @@ FLAGS = (
     "redis_url",
     "metrics_port",
     "metrics_host",
+    "startup_timeout",
 )
 
 
@@ -67,7 +72,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "-a", "--addresses", default=None, help="cluster addresses HOST:PORT;HOST:PORT;..."
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress lines or librdkafka log lines on stderr"
+    )
+    p.add_argument(
+        "--debug", action="store_true", help="on a start-up error, show the Python traceback"
+    )
     p.add_argument(
         "--summary-json",
         type=Path,
@@ -82,15 +92,20 @@ def main(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     warn_secret_flags(args)
+    if args.quiet:
+        quiet_kafka_logs()
     try:
         settings = settings_from_args(args, FLAGS)
+        preflight(settings)
         io = kafka_io(settings)
     except ConfigError as exc:
+        if args.debug:
+            raise
         return fail(str(exc))
     except SinkError as exc:  # start-up migration: store refused or unreachable past the limit
+        if args.debug:
+            raise
         return fail(str(exc), 1)
-    if settings.sinks.metrics_port is not None:
-        start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     addresses = args.addresses.split(";") if args.addresses else None
     try:
@@ -127,3 +142,42 @@ def report_stop(settings: Settings) -> None:
     else:
         where = "no --recovery-dir: a restart starts again from the configured offset"
     print(f"fraudflow: stopped on {reason}; every sink flushed; {where}", file=sys.stderr)
+
+
+def preflight(settings: Settings) -> None:
+    """Everything checkable before the flow starts, before any migration writes: the rules,
+    the metrics port (the server starts here), the brokers and topics, Redis. Raises
+    ``ConfigError`` naming the setting."""
+    rules_dir = settings.rules.rules
+    try:
+        load_rules(rules_dir, feature_catalogue(settings.features.windows, settings.feedback))
+    except RuleError as exc:
+        raise ConfigError(f"rules.rules: {rules_dir}: {exc}") from None
+    s = settings.sinks
+    if s.metrics_port is not None:
+        try:
+            start_metrics_server(s.metrics_port, s.metrics_host)
+        except (OSError, OverflowError, ValueError) as exc:
+            msg = f"sinks.metrics_port: cannot serve on {s.metrics_host}:{s.metrics_port}: {exc}"
+            raise ConfigError(msg) from None
+    k = settings.kafka
+    topics = [("input_topic", k.input_topic)]
+    if settings.feedback.feedback:
+        topics.append(("labels_topic", k.labels_topic))
+    check_kafka(k, topics, k.startup_timeout.total_seconds())
+    if s.redis_url is not None:
+        client = redis.Redis.from_url(
+            s.redis_url.reveal(), socket_connect_timeout=5, socket_timeout=5
+        )
+        where = client.connection_pool.connection_kwargs
+        try:
+            client.ping()
+        except redis.AuthenticationError:
+            raise ConfigError("sinks.redis_url: Redis refused the credentials") from None
+        except redis.RedisError as exc:
+            raise ConfigError(
+                f"sinks.redis_url: Redis at {where.get('host', '?')}:{where.get('port', '?')} "
+                f"does not answer ({type(exc).__name__})"
+            ) from None
+        finally:
+            client.close()
