@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ from fraudflow.cli.common import (
     warn_secret_flags,
 )
 from fraudflow.config.settings import ConfigError, Settings
-from fraudflow.connectors.preflight import check_kafka, quiet_kafka_logs
+from fraudflow.connectors.preflight import check_kafka, high_watermarks, quiet_kafka_logs
 from fraudflow.connectors.stop import graceful_stop, stop_reason
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
-from fraudflow.observability.metrics import start_metrics_server
+from fraudflow.observability import health
 from fraudflow.observability.progress import progress
 from fraudflow.operators.features.catalogue import feature_catalogue
 from fraudflow.rules import RuleError, load_rules
@@ -98,6 +99,7 @@ def main(args: argparse.Namespace) -> int:
         settings = settings_from_args(args, FLAGS)
         preflight(settings)
         io = kafka_io(settings)
+        health.set_check("sinks", True, "migrations applied, stores answer")
     except ConfigError as exc:
         if args.debug:
             raise
@@ -108,6 +110,8 @@ def main(args: argparse.Namespace) -> int:
         return fail(str(exc), 1)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     addresses = args.addresses.split(";") if args.addresses else None
+    lag_stop = threading.Event()
+    health.watch_lag(lambda parts: high_watermarks(settings, parts), lag_stop)
     try:
         with graceful_stop(), progress(io.stats, enabled=not args.quiet):
             run_flow(
@@ -119,6 +123,8 @@ def main(args: argparse.Namespace) -> int:
             )
     except ConfigError as exc:  # e.g. a recovery directory that holds damaged snapshots
         return fail(str(exc))
+    finally:
+        lag_stop.set()
     report_stop(settings)
     k = settings.kafka
     ok = print_summary(
@@ -148,23 +154,31 @@ def preflight(settings: Settings) -> None:
     """Everything checkable before the flow starts, before any migration writes: the rules,
     the metrics port (the server starts here), the brokers and topics, Redis. Raises
     ``ConfigError`` naming the setting."""
+    health.reset()
+    s = settings.sinks
+    if s.metrics_port is not None:
+        try:
+            health.serve(s.metrics_port, s.metrics_host)
+        except (OSError, OverflowError, ValueError) as exc:
+            msg = f"sinks.metrics_port: cannot serve on {s.metrics_host}:{s.metrics_port}: {exc}"
+            raise ConfigError(msg) from None
     rules_dir = settings.rules.rules
     try:
         load_rules(rules_dir, feature_catalogue(settings.features.windows, settings.feedback))
     except RuleError as exc:
+        health.set_check("rules", False, str(rules_dir))
         raise ConfigError(f"rules.rules: {rules_dir}: {exc}") from None
-    s = settings.sinks
-    if s.metrics_port is not None:
-        try:
-            start_metrics_server(s.metrics_port, s.metrics_host)
-        except (OSError, OverflowError, ValueError) as exc:
-            msg = f"sinks.metrics_port: cannot serve on {s.metrics_host}:{s.metrics_port}: {exc}"
-            raise ConfigError(msg) from None
+    health.set_check("rules", True, str(rules_dir))
     k = settings.kafka
     topics = [("input_topic", k.input_topic)]
     if settings.feedback.feedback:
         topics.append(("labels_topic", k.labels_topic))
-    check_kafka(k, topics, k.startup_timeout.total_seconds())
+    try:
+        check_kafka(k, topics, k.startup_timeout.total_seconds())
+    except ConfigError:
+        health.set_check("kafka", False, "brokers or topics missing")
+        raise
+    health.set_check("kafka", True, "brokers answer, topics exist")
     if s.redis_url is not None:
         client = redis.Redis.from_url(
             s.redis_url.reveal(), socket_connect_timeout=5, socket_timeout=5

@@ -14,10 +14,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from fraudflow.config.settings import ConfigError, KafkaSettings
+from fraudflow.config.settings import ConfigError, KafkaSettings, Settings
 
 LOGGER_NAME = "fraudflow.librdkafka"
 
@@ -66,6 +66,30 @@ def kafka_logger() -> logging.Logger:
 def quiet_kafka_logs() -> None:
     """``--quiet``: librdkafka's own lines are not shown (errors still come as exceptions)."""
     kafka_logger().setLevel(logging.CRITICAL + 1)
+
+
+_probe: list[Consumer] = []
+
+
+def high_watermarks(settings: Settings, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The high watermark of each (topic, partition), from one side consumer that joins no
+    group, subscribes to nothing and commits nothing (for the lag gauge)."""
+    if not _probe:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": ",".join(settings.kafka.brokers),
+            **settings.kafka.kafka_config,
+            "group.id": "fraudflow-lag-probe",
+            "enable.auto.commit": False,
+            "logger": kafka_logger(),
+        }
+        if settings.kafka.sasl_password is not None:
+            conf["sasl.password"] = settings.kafka.sasl_password.reveal()
+        _probe.append(Consumer(conf))
+    out = {}
+    for topic, part in parts:
+        _low, high = _probe[0].get_watermark_offsets(TopicPartition(topic, part), timeout=5.0)
+        out[(topic, part)] = int(high)
+    return out
 
 
 def check_kafka(

@@ -32,6 +32,8 @@ from bytewax.inputs import (
     StatelessSourcePartition,
 )
 
+from fraudflow.observability import health
+
 log = logging.getLogger(__name__)
 
 STOP = threading.Event()
@@ -84,7 +86,10 @@ class _StoppableStateful(StatefulSourcePartition[Any, Any]):
     def next_batch(self) -> Any:
         if STOP.is_set():
             raise StopIteration
-        return self._inner.next_batch()
+        health.beat()
+        batch = self._inner.next_batch()
+        health.observe_positions(batch)
+        return batch
 
     def next_awake(self) -> datetime | None:
         return None if STOP.is_set() else self._inner.next_awake()
@@ -103,7 +108,10 @@ class _StoppableStateless(StatelessSourcePartition[Any]):
     def next_batch(self) -> Any:
         if STOP.is_set():
             raise StopIteration
-        return self._inner.next_batch()
+        health.beat()
+        batch = self._inner.next_batch()
+        health.observe_positions(batch)
+        return batch
 
     def next_awake(self) -> datetime | None:
         return None if STOP.is_set() else self._inner.next_awake()
