@@ -95,13 +95,18 @@ def parse_time(value: Any) -> float | None:
     raise ValueError(f"not a time: {value!r}")
 
 
+# the values the labels topic carries (operators/ingest/parse.py), plus CSV text
+LIVE_LABELS = {"0": 0, "1": 1, "fraud": 1, "legit": 0}
+
+
 def label_of(rec: Mapping[str, Any]) -> int | None:
-    """0/1 from ``label`` or ``_label`` (numbers or CSV text); None when absent or invalid."""
+    """0/1 from ``label`` or ``_label`` (0/1, CSV text, or the live format's "fraud"/"legit");
+    None when absent or invalid."""
     raw = rec.get("label", rec.get("_label"))
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, str) and raw.strip() in ("0", "1"):
-        return int(raw.strip())
+    if isinstance(raw, str) and raw.strip().lower() in LIVE_LABELS:
+        return LIVE_LABELS[raw.strip().lower()]
     if raw in (0, 1):
         return int(raw)
     return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from fraudflow.backtest.replay import (
     grade,
     input_source,
     interleave_labels,
+    read_label_file,
     read_labels,
     replay,
     summary_text,
@@ -59,11 +61,12 @@ def register(sub: Any) -> None:
     p.add_argument("--topic", metavar="T", help="the topic to replay (with --brokers)")
     p.add_argument(
         "--from", dest="start", metavar="TIME",
-        help="first Kafka record time to replay (RFC 3339 or epoch ms) [topic start]",
+        help="first Kafka record time to replay (RFC 3339 with a zone, or epoch ms; "
+        "with --topic only) [topic start]",
     )  # fmt: skip
     p.add_argument(
         "--to", dest="end", metavar="TIME",
-        help="replay records before this Kafka record time [topic end]",
+        help="replay records before this Kafka record time (after --from) [topic end]",
     )  # fmt: skip
     p.add_argument(
         "--labels",
@@ -117,6 +120,13 @@ def main(args: argparse.Namespace) -> int:
         start_ms, end_ms = _millis(args.start), _millis(args.end)
     except (ConfigError, ValueError) as exc:
         return fail(str(exc))
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
+        return fail(f"--from {args.start} is not before --to {args.end}")
+    if args.input is not None and (start_ms is not None or end_ms is not None):
+        return fail(
+            "--from/--to select a time range of a Kafka topic (--topic); with --input, cut "
+            "the file to the range first (they would otherwise be ignored)"
+        )
     with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
         if args.topic is not None:
             if not args.brokers:
@@ -138,12 +148,18 @@ def main(args: argparse.Namespace) -> int:
         return report_stop(code)
 
 
+# an ISO time that ends without Z or +HH:MM / -HH:MM after its clock time
+_NO_ZONE = re.compile(r"T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$|^\d{4}-\d{2}-\d{2}$")
+
+
 def _millis(text: str | None) -> int | None:
     """RFC 3339 (with zone) or epoch milliseconds to epoch milliseconds."""
     if text is None:
         return None
     if text.isdigit():
         return int(text)
+    if _NO_ZONE.search(text.strip()):
+        raise ConfigError(f"time {text!r} has no zone: add Z or an offset such as +02:00")
     t = parse_time(text)
     if t is None:
         raise ConfigError(f"not a time: {text!r} (use RFC 3339 with a zone, or epoch ms)")
@@ -164,7 +180,10 @@ def report_stop(code: int) -> int:
 
 def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
     total = sum(count_records(p) for p in paths)
-    labels = read_labels([args.labels] if args.labels else paths)
+    try:
+        labels = read_label_file(args.labels) if args.labels else read_labels(paths)
+    except ValueError as exc:
+        return fail(str(exc))
     progress = not args.quiet
     with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
         if args.feedback == "off":
