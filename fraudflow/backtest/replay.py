@@ -418,6 +418,7 @@ def summary_text(r: Replay, g: Graded) -> str:
         f"  decisions        {len(r.decisions):,} (dead-lettered {len(r.dead_letters):,}"
         + (f": {', '.join(f'{k} {v}' for k, v in sorted(dead.items()))}" if dead else "")
         + ")",
+        "  alerts           " + _alert_volume(r.decisions),
         f"  labelled         {m.transactions:,} ({m.frauds:,} fraud; {g.unlabelled:,} unlabelled; "
         f"{g.labels_pending:,} labels not yet known at the last event)",
         f"  versions         rules {r.rules_version} | model {r.model_version}",
@@ -447,3 +448,13 @@ def summary_text(r: Replay, g: Graded) -> str:
             )
     lines += card_text(m, len(r.decisions))
     return "\n".join(lines)
+
+
+def _alert_volume(decisions: Sequence[Decision]) -> str:
+    """Review and block counts over every decision, whether labelled or not."""
+    tiers = Counter(d.tier for d in decisions)
+    alerts = sum(1 for d in decisions if d.is_alert)
+    return (
+        f"{alerts:,} ({tiers.get('review', 0):,} review, {tiers.get('block', 0):,} block; "
+        f"{alerts / max(len(decisions), 1):.2%} of all decisions, labelled or not)"
+    )

@@ -96,8 +96,8 @@ def register(sub: Any) -> None:
         "--compare",
         type=Path,
         metavar="RULES_DIR_OR_CONFIG",
-        help="replay again with these rules (a directory) or settings (a YAML file) "
-        "and print the differences",
+        help="the candidate: replay again with these rules (a directory) or settings (a YAML "
+        "file) and print what it changes against this run (the baseline: --rules/--config)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_flags(p, SETTINGS)
@@ -214,7 +214,12 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
     print(summary_text(result, graded))
     if args.feedback == "compare":
         print()
-        print(compare_text(base, base_graded, result, graded, labels=labels, name="feedback on"))
+        print(
+            compare_text(
+                base, base_graded, result, graded,
+                labels=labels, name="feedback on", baseline="feedback off",
+            )
+        )  # fmt: skip
     if args.compare is not None:
         try:
             other = compare_settings(args, settings, args.compare)
@@ -224,7 +229,15 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
         graded_b = grade(result_b.decisions, labels, args.label_delay)
         print()
         print(
-            compare_text(result, graded, result_b, graded_b, labels=labels, name=str(args.compare))
+            compare_text(
+                result,
+                graded,
+                result_b,
+                graded_b,
+                labels=labels,
+                name=f"--compare {args.compare}",
+                baseline=f"this run (rules {settings.rules.rules})",
+            )
         )
     return 0
 
@@ -240,9 +253,17 @@ def compare_settings(args: argparse.Namespace, base: Settings, what: Path) -> Se
 
 
 def compare_text(
-    ra: Replay, ga: Graded, rb: Replay, gb: Graded, *, labels: Mapping[str, LabelInfo], name: str
+    ra: Replay,
+    ga: Graded,
+    rb: Replay,
+    gb: Graded,
+    *,
+    labels: Mapping[str, LabelInfo],
+    name: str,
+    baseline: str,
 ) -> str:
-    """Metric and per-rule deltas of run B against run A, and the alerts B adds and drops."""
+    """Metric and per-rule deltas of the candidate B against the baseline A, and the
+    alerts B adds and drops (counted over every decision, labelled or not)."""
     ma, mb = ga.metrics, gb.metrics
 
     def alerted(r: Replay) -> set[str]:
@@ -273,10 +294,12 @@ def compare_text(
         return "-" if x is None or y is None else f"{y - x:+.4f}"
 
     lines = [
-        f"compare: current vs {name} (rules {ra.rules_version} -> {rb.rules_version})",
-        f"  this change would add {len(added):,} alerts, {fraud(added):,} of them fraud, "
-        f"and drop {len(dropped):,}, {fraud(dropped):,} of them fraud",
-        f"  {'metric':<22}{'current':>10}{'compare':>10}{'delta':>10}",
+        f"compare: baseline {baseline} (rules {ra.rules_version}, model {ra.model_version}) "
+        f"-> candidate {name} (rules {rb.rules_version}, model {rb.model_version})",
+        f"  going from the baseline to the candidate would add {len(added):,} alerts, "
+        f"{fraud(added):,} of them fraud, and drop {len(dropped):,}, "
+        f"{fraud(dropped):,} of them fraud",
+        f"  {'metric':<22}{'baseline':>10}{'candidate':>10}{'delta':>10}",
     ]
     lines += [f"  {n:<22}{f(x):>10}{f(y):>10}{delta(x, y):>10}" for n, x, y in rows]
     lines.append(f"  {'rule':<30}{'hits':>14}{'fraud hits':>16}")

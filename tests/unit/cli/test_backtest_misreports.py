@@ -81,3 +81,24 @@ def test_from_with_a_file_is_refused_not_ignored(
     argv = ["backtest", "--input", str(history), "--from", "2025-01-02T00:00:00Z", "--quiet"]
     assert cli_main(argv) == 2
     assert "--from/--to" in capsys.readouterr().err
+
+
+def test_alert_volume_is_reported_without_labels(
+    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = tmp_path / "bare.jsonl"
+    rows = [orjson.loads(x) for x in history.read_bytes().splitlines()]
+    for r in rows:
+        r.pop("_label", None)
+        r.pop("_scenario", None)
+    bare.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
+    scores = tmp_path / "scores.jsonl"
+    capsys.readouterr()
+    code = cli_main(["backtest", "--input", str(bare), "--scores-out", str(scores), "--quiet"])
+    assert code == 0
+    tiers = [orjson.loads(x)["tier"] for x in scores.read_bytes().splitlines()]
+    review, block = tiers.count("review"), tiers.count("block")
+    assert review + block > 0, "no alerts in the sample: the check would be empty"
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("alerts "))
+    assert f"{review + block:,} ({review:,} review, {block:,} block;" in line
