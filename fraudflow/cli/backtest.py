@@ -37,6 +37,7 @@ from fraudflow.backtest.replay import (
 from fraudflow.backtest.report import Baseline, write_report
 from fraudflow.cli.common import add_settings_flags, fail, settings_from_args
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
+from fraudflow.connectors.csv_source import missing_columns
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
@@ -143,6 +144,11 @@ def main(args: argparse.Namespace) -> int:
             if not args.input.is_file():
                 return fail(f"--input {args.input}: no such file")
             paths, title = [args.input], str(args.input)
+            if args.input.suffix.lower() == ".csv" and (missing := missing_columns(args.input)):
+                return fail(
+                    f"--input {args.input}: the CSV header has no column "
+                    f"{', '.join(missing)} (every row would be dead-lettered)"
+                )
         with graceful_stop():
             code = _backtest(args, settings, paths, title)
         return report_stop(code)

@@ -42,7 +42,7 @@ def test_the_live_label_format_is_read(history: Path, tmp_path: Path) -> None:
         (b'{"transaction_id": "a", "label": 1}\nnot json\n', 2, "not JSON"),
         (b'{"transaction_id": "a", "label": "maybe"}\n', 1, "'maybe'"),
         (b'{"label": 1}\n', 1, "no transaction_id"),
-        (b'[1, 2]\n', 1, "not a JSON object"),
+        (b"[1, 2]\n", 1, "not a JSON object"),
     ],
 )
 def test_a_garbage_labels_file_is_refused_with_its_line(
@@ -102,3 +102,14 @@ def test_alert_volume_is_reported_without_labels(
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.strip().startswith("alerts "))
     assert f"{review + block:,} ({review:,} review, {block:,} block;" in line
+
+
+def test_a_csv_without_a_required_column_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "in.csv"
+    f.write_text("transaction_id,user_ident,amount,timestamp\nt1,u1,12.5,2025-01-01T00:00:00Z\n")
+    assert cli_main(["backtest", "--input", str(f), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "user_id" in err
+    assert "amount" not in err.split("column", 1)[1]
