@@ -90,6 +90,9 @@ def parse_time(value: Any, name: str = "label_time") -> float | None:
     return parse_timestamp(value, name)
 
 
+# the values the labels topic carries (operators/ingest/parse.py), plus CSV text
+
+
 def label_of(rec: Mapping[str, Any]) -> int | None:
     """0/1 from ``label`` or ``_label`` in the labels format of the topic
     (:func:`~fraudflow.operators.ingest.labels.label_value`: 0, 1, "0", "1", "fraud",

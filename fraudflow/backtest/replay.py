@@ -259,8 +259,51 @@ def read_labels(paths: list[Path]) -> dict[str, LabelInfo]:
         lab = label_of(rec)
         if not isinstance(tid, str) or lab is None or tid in out:
             continue
-        out[tid] = LabelInfo(lab, parse_time(rec.get("label_time")))
+        out[tid] = LabelInfo(lab, parse_time(rec.get("label_time", rec.get("reported_at"))))
     return out
+
+
+def read_label_file(path: Path) -> dict[str, LabelInfo]:
+    """A ``--labels`` file, strictly: every line (JSONL) or row (CSV) must carry a
+    ``transaction_id`` and a label (0/1, "fraud"/"legit"); the first that does not raises
+    ``ValueError`` naming the file and line. ``label_time`` or ``reported_at`` is optional."""
+    if path.suffix.lower() == ".csv":
+        numbered: Iterator[tuple[int, Any]] = (
+            (i + 2, r) for i, r in enumerate(read_csv_records(path))
+        )
+    else:
+        numbered = _json_lines(path)
+    out: dict[str, LabelInfo] = {}
+    for line, rec in numbered:
+        if not isinstance(rec, dict):
+            raise ValueError(f"--labels {path}, line {line}: not a JSON object")
+        tid, lab = rec.get("transaction_id"), label_of(rec)
+        if not isinstance(tid, str) or not tid:
+            raise ValueError(f"--labels {path}, line {line}: no transaction_id")
+        if lab is None:
+            raise ValueError(
+                f"--labels {path}, line {line}: label {rec.get('label', rec.get('_label'))!r} "
+                'is not 0, 1, "fraud" or "legit"'
+            )
+        try:
+            when = parse_time(rec.get("label_time", rec.get("reported_at")))
+        except ValueError as exc:
+            raise ValueError(f"--labels {path}, line {line}: {exc}") from None
+        out.setdefault(tid, LabelInfo(lab, when))
+    if not out:
+        raise ValueError(f"--labels {path}: no labels in the file")
+    return out
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open("rb") as f:
+        for i, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield i, orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise ValueError(f"--labels {path}, line {i}: not JSON") from None
 
 
 def day_of(ts: float) -> str:
@@ -375,6 +418,7 @@ def summary_text(r: Replay, g: Graded) -> str:
         f"  decisions        {len(r.decisions):,} (dead-lettered {len(r.dead_letters):,}"
         + (f": {', '.join(f'{k} {v}' for k, v in sorted(dead.items()))}" if dead else "")
         + ")",
+        "  alerts           " + _alert_volume(r.decisions),
         f"  labelled         {m.transactions:,} ({m.frauds:,} fraud; {g.unlabelled:,} unlabelled; "
         f"{g.labels_pending:,} labels not yet known at the last event)",
         f"  versions         rules {r.rules_version} | model {r.model_version}",
@@ -406,15 +450,11 @@ def summary_text(r: Replay, g: Graded) -> str:
     return "\n".join(lines)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
+def _alert_volume(decisions: Sequence[Decision]) -> str:
+    """Review and block counts over every decision, whether labelled or not."""
+    tiers = Counter(d.tier for d in decisions)
+    alerts = sum(1 for d in decisions if d.is_alert)
+    return (
+        f"{alerts:,} ({tiers.get('review', 0):,} review, {tiers.get('block', 0):,} block; "
+        f"{alerts / max(len(decisions), 1):.2%} of all decisions, labelled or not)"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -24,6 +25,7 @@ from fraudflow.backtest.replay import (
     grade,
     input_source,
     interleave_labels,
+    read_label_file,
     read_labels,
     replay,
     summary_text,
@@ -32,9 +34,11 @@ from fraudflow.backtest.replay import (
 from fraudflow.backtest.report import Baseline, write_report
 from fraudflow.cli.common import add_settings_flags, fail, settings_from_args
 from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
+from fraudflow.connectors.csv_source import missing_columns
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
+from fraudflow.connectors.stop import graceful_stop, stop_reason
 from fraudflow.records import Decision
 from fraudflow.training.featurelog import log_record, write_feature_log
 from fraudflow.training.risk import RiskParams
@@ -60,11 +64,12 @@ def register(sub: Any) -> None:
     p.add_argument("--topic", metavar="T", help="the topic to replay (with --brokers)")
     p.add_argument(
         "--from", dest="start", metavar="TIME",
-        help="first Kafka record time to replay (RFC 3339 or epoch ms) [topic start]",
+        help="first Kafka record time to replay (RFC 3339 with a zone, or epoch ms; "
+        "with --topic only) [topic start]",
     )  # fmt: skip
     p.add_argument(
         "--to", dest="end", metavar="TIME",
-        help="replay records before this Kafka record time [topic end]",
+        help="replay records before this Kafka record time (after --from) [topic end]",
     )  # fmt: skip
     p.add_argument(
         "--labels",
@@ -100,8 +105,8 @@ def register(sub: Any) -> None:
         "--compare",
         type=Path,
         metavar="RULES_DIR_OR_CONFIG",
-        help="replay again with these rules (a directory) or settings (a YAML file) "
-        "and print the differences",
+        help="the candidate: replay again with these rules (a directory) or settings (a YAML "
+        "file) and print what it changes against this run (the baseline: --rules/--config)",
     )
     p.add_argument(
         "--retrain", type=parse_duration, metavar="DURATION",
@@ -129,6 +134,13 @@ def main(args: argparse.Namespace) -> int:
         start_ms, end_ms = _millis(args.start, "--from"), _millis(args.end, "--to")
     except (ConfigError, ValueError) as exc:
         return fail(str(exc))
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
+        return fail(f"--from {args.start} is not before --to {args.end}")
+    if args.input is not None and (start_ms is not None or end_ms is not None):
+        return fail(
+            "--from/--to select a time range of a Kafka topic (--topic); with --input, cut "
+            "the file to the range first (they would otherwise be ignored)"
+        )
     with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
         if args.topic is not None:
             if not args.brokers:
@@ -145,7 +157,17 @@ def main(args: argparse.Namespace) -> int:
             if not args.input.is_file():
                 return fail(f"--input {args.input}: no such file")
             paths, title = [args.input], str(args.input)
-        return _backtest(args, settings, paths, title)
+            if args.input.suffix.lower() == ".csv" and (missing := missing_columns(args.input)):
+                return fail(
+                    f"--input {args.input}: the CSV header has no column "
+                    f"{', '.join(missing)} (every row would be dead-lettered)"
+                )
+        with graceful_stop():
+            code = _backtest(args, settings, paths, title)
+        return report_stop(code)
+
+
+# an ISO time that ends without Z or +HH:MM / -HH:MM after its clock time
 
 
 def _millis(text: str | None, flag: str) -> int | None:
@@ -162,13 +184,24 @@ def _millis(text: str | None, flag: str) -> int | None:
     return int(text) if text.isdigit() else round(t * 1000)
 
 
+def report_stop(code: int) -> int:
+    """After SIGTERM/SIGINT: the figures printed cover only the records read before it."""
+    reason = stop_reason()
+    if reason is not None:
+        print(
+            f"fraudflow: backtest stopped on {reason}: the figures above cover only the "
+            "records read before it, not the whole input",
+            file=sys.stderr,
+        )
+    return code
+
+
 def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
     total = sum(count_records(p) for p in paths)
-    label_paths = [args.labels] if args.labels else paths
     try:
-        labels = read_labels(label_paths)
-    except ValueError as exc:  # a label_time that breaks the one time rule
-        return fail(f"labels in {', '.join(map(str, label_paths))}: {exc}")
+        labels = read_label_file(args.labels) if args.labels else read_labels(paths)
+    except ValueError as exc:
+        return fail(str(exc))
     progress = not args.quiet
     with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
         if args.feedback == "off":
@@ -204,7 +237,12 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
     print(summary_text(result, graded))
     if args.feedback == "compare":
         print()
-        print(compare_text(base, base_graded, result, graded, labels=labels, name="feedback on"))
+        print(
+            compare_text(
+                base, base_graded, result, graded,
+                labels=labels, name="feedback on", baseline="feedback off",
+            )
+        )  # fmt: skip
     if args.compare is not None:
         try:
             other = compare_settings(args, settings, args.compare)
@@ -214,7 +252,15 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
         graded_b = grade(result_b.decisions, labels, args.label_delay)
         print()
         print(
-            compare_text(result, graded, result_b, graded_b, labels=labels, name=str(args.compare))
+            compare_text(
+                result,
+                graded,
+                result_b,
+                graded_b,
+                labels=labels,
+                name=f"--compare {args.compare}",
+                baseline=f"this run (rules {settings.rules.rules})",
+            )
         )
     return 0
 
@@ -248,9 +294,17 @@ def compare_settings(args: argparse.Namespace, base: Settings, what: Path) -> Se
 
 
 def compare_text(
-    ra: Replay, ga: Graded, rb: Replay, gb: Graded, *, labels: Mapping[str, LabelInfo], name: str
+    ra: Replay,
+    ga: Graded,
+    rb: Replay,
+    gb: Graded,
+    *,
+    labels: Mapping[str, LabelInfo],
+    name: str,
+    baseline: str,
 ) -> str:
-    """Metric and per-rule deltas of run B against run A, and the alerts B adds and drops."""
+    """Metric and per-rule deltas of the candidate B against the baseline A, and the
+    alerts B adds and drops (counted over every decision, labelled or not)."""
     ma, mb = ga.metrics, gb.metrics
 
     def alerted(r: Replay) -> set[str]:
@@ -281,10 +335,12 @@ def compare_text(
         return "-" if x is None or y is None else f"{y - x:+.4f}"
 
     lines = [
-        f"compare: current vs {name} (rules {ra.rules_version} -> {rb.rules_version})",
-        f"  this change would add {len(added):,} alerts, {fraud(added):,} of them fraud, "
-        f"and drop {len(dropped):,}, {fraud(dropped):,} of them fraud",
-        f"  {'metric':<22}{'current':>10}{'compare':>10}{'delta':>10}",
+        f"compare: baseline {baseline} (rules {ra.rules_version}, model {ra.model_version}) "
+        f"-> candidate {name} (rules {rb.rules_version}, model {rb.model_version})",
+        f"  going from the baseline to the candidate would add {len(added):,} alerts, "
+        f"{fraud(added):,} of them fraud, and drop {len(dropped):,}, "
+        f"{fraud(dropped):,} of them fraud",
+        f"  {'metric':<22}{'baseline':>10}{'candidate':>10}{'delta':>10}",
     ]
     lines += [f"  {n:<22}{f(x):>10}{f(y):>10}{delta(x, y):>10}" for n, x, y in rows]
     lines.append(f"  {'rule':<30}{'hits':>14}{'fraud hits':>16}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,17 @@ from fraudflow.cli.common import (
 )
 from fraudflow.config.settings import ConfigError
 from fraudflow.connectors.broker import EmbeddedBroker
+from fraudflow.connectors.stop import graceful_stop
 from fraudflow.connectors.topics import read_topic
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
 from fraudflow.generator.stream import produce_to_kafka
 from fraudflow.observability.metrics import start_metrics_server
 from fraudflow.observability.progress import progress
+
+# a directory holding this file was made by the demo; only its own files are replaced
+MARKER = ".fraudflow-demo"
+OUTPUTS = ("alerts.jsonl", "dead-letters.jsonl", "truth.jsonl", "broker.log")
 
 TOPICS = {"input_topic": "transactions", "alerts_topic": "alerts", "dlq_topic": "transactions-dlq"}
 
@@ -59,7 +63,11 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=7, help="generator seed [7]")
     p.add_argument("--partitions", type=int, default=3, help="partitions of the input topic [3]")
     p.add_argument(
-        "--out-dir", type=Path, default=Path("out/demo"), help="where outputs go [out/demo]"
+        "--out-dir",
+        type=Path,
+        default=Path("out/demo"),
+        help="where outputs go: a new or empty directory, or one a previous demo made "
+        "(a non-empty directory of other files is refused) [out/demo]",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_settings_flags(p, ("rules", "postgres_dsn", "redis_url", "metrics_port", "metrics_host"))
@@ -69,9 +77,9 @@ def register(sub: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out: Path = args.out_dir
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    refused = prepare_out_dir(out)
+    if refused is not None:
+        return fail(refused)
 
     def say(message: str) -> None:
         if not args.quiet:
@@ -111,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
         if settings.sinks.metrics_port is not None:
             start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
         flow = build_flow(settings, io)
-        with progress(io.stats, enabled=not args.quiet):
+        with graceful_stop(), progress(io.stats, enabled=not args.quiet):
             run_flow(flow, settings)
         alerts = read_topic(broker.bootstrap, TOPICS["alerts_topic"])
         dead = read_topic(broker.bootstrap, TOPICS["dlq_topic"])
@@ -138,3 +146,26 @@ def main(args: argparse.Namespace) -> int:
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+
+
+def prepare_out_dir(out: Path) -> str | None:
+    """Make ``out`` ready for the demo's files, or say why not (None when ready).
+
+    A directory the demo made (it holds ``MARKER``) has its previous outputs replaced; an
+    empty one is used; any other directory is refused: the demo never deletes files it did
+    not write.
+    """
+    if out.exists() and not out.is_dir():
+        return f"--out-dir {out}: exists and is not a directory"
+    if out.is_dir() and not (out / MARKER).exists() and any(out.iterdir()):
+        return (
+            f"--out-dir {out}: directory is not empty and was not made by 'fraudflow demo'; "
+            "give an empty or new directory (nothing was deleted)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    (out / MARKER).write_text(
+        "made by 'fraudflow demo': its outputs here are replaced by the next run\n"
+    )
+    return None

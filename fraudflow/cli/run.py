@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 
 from fraudflow.cli.banner import print_banner
 from fraudflow.cli.common import (
@@ -18,11 +20,15 @@ from fraudflow.cli.common import (
     settings_from_args,
     warn_secret_flags,
 )
-from fraudflow.config.settings import ConfigError
+from fraudflow.config.settings import ConfigError, Settings
+from fraudflow.connectors.preflight import check_kafka, high_watermarks, quiet_kafka_logs
+from fraudflow.connectors.stop import graceful_stop, stop_reason
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
-from fraudflow.observability.metrics import start_metrics_server
+from fraudflow.observability import health
 from fraudflow.observability.progress import progress
+from fraudflow.operators.features.catalogue import feature_catalogue
+from fraudflow.rules import RuleError, load_rules
 from fraudflow.sinks.retry import SinkError
 
 FLAGS = (
@@ -42,6 +48,7 @@ FLAGS = (
     "redis_url",
     "metrics_port",
     "metrics_host",
+    "startup_timeout",
 )
 
 
@@ -68,7 +75,12 @@ def register(sub: Any) -> None:
         "-a", "--addresses", default=None, help="cluster addresses HOST:PORT;HOST:PORT;..."
     )
     p.add_argument(
-        "--quiet", action="store_true", help="no start-up banner and no progress lines on stderr"
+        "--quiet",
+        action="store_true",
+        help="no start-up banner, progress lines or librdkafka log lines on stderr",
+    )
+    p.add_argument(
+        "--debug", action="store_true", help="on a start-up error, show the Python traceback"
     )
     p.add_argument(
         "--summary-json",
@@ -84,21 +96,29 @@ def main(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     warn_secret_flags(args)
+    if args.quiet:
+        quiet_kafka_logs()
     try:
         settings = settings_from_args(args, FLAGS)
+        preflight(settings)
         io = kafka_io(settings)
+        health.set_check("sinks", True, "migrations applied, stores answer")
     except ConfigError as exc:
+        if args.debug:
+            raise
         return fail(str(exc))
     except SinkError as exc:  # start-up migration: store refused or unreachable past the limit
+        if args.debug:
+            raise
         return fail(str(exc), 1)
-    if settings.sinks.metrics_port is not None:
-        start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
     flow = build_flow(settings, io, keep_state=settings.recovery.recovery_dir is not None)
     if not args.quiet:
         print_banner(settings, io.stats.rules_version, io.stats.model_version)
     addresses = args.addresses.split(";") if args.addresses else None
+    lag_stop = threading.Event()
+    health.watch_lag(lambda parts: high_watermarks(settings, parts), lag_stop)
     try:
-        with progress(io.stats, enabled=not args.quiet):
+        with graceful_stop(), progress(io.stats, enabled=not args.quiet):
             run_flow(
                 flow,
                 settings,
@@ -108,6 +128,9 @@ def main(args: argparse.Namespace) -> int:
             )
     except ConfigError as exc:  # e.g. a recovery directory that holds damaged snapshots
         return fail(str(exc))
+    finally:
+        lag_stop.set()
+    report_stop(settings)
     k = settings.kafka
     ok = print_summary(
         io.stats,
@@ -118,3 +141,62 @@ def main(args: argparse.Namespace) -> int:
     if args.summary_json is not None:
         args.summary_json.write_bytes(orjson.dumps(io.stats.snapshot()))
     return 0 if ok else 1
+
+
+def report_stop(settings: Settings) -> None:
+    """After a SIGTERM/SIGINT: say the run stopped early and where a restart resumes."""
+    reason = stop_reason()
+    if reason is None:
+        return
+    if settings.recovery.recovery_dir is not None:
+        where = "a restart on the same --recovery-dir resumes after the last record read"
+    else:
+        where = "no --recovery-dir: a restart starts again from the configured offset"
+    print(f"fraudflow: stopped on {reason}; every sink flushed; {where}", file=sys.stderr)
+
+
+def preflight(settings: Settings) -> None:
+    """Everything checkable before the flow starts, before any migration writes: the rules,
+    the metrics port (the server starts here), the brokers and topics, Redis. Raises
+    ``ConfigError`` naming the setting."""
+    health.reset()
+    s = settings.sinks
+    if s.metrics_port is not None:
+        try:
+            health.serve(s.metrics_port, s.metrics_host)
+        except (OSError, OverflowError, ValueError) as exc:
+            msg = f"sinks.metrics_port: cannot serve on {s.metrics_host}:{s.metrics_port}: {exc}"
+            raise ConfigError(msg) from None
+    rules_dir = settings.rules.rules
+    try:
+        load_rules(rules_dir, feature_catalogue(settings.features.windows, settings.feedback))
+    except RuleError as exc:
+        health.set_check("rules", False, str(rules_dir))
+        raise ConfigError(f"rules.rules: {rules_dir}: {exc}") from None
+    health.set_check("rules", True, str(rules_dir))
+    k = settings.kafka
+    topics = [("input_topic", k.input_topic)]
+    if settings.feedback.feedback:
+        topics.append(("labels_topic", k.labels_topic))
+    try:
+        check_kafka(k, topics, k.startup_timeout.total_seconds())
+    except ConfigError:
+        health.set_check("kafka", False, "brokers or topics missing")
+        raise
+    health.set_check("kafka", True, "brokers answer, topics exist")
+    if s.redis_url is not None:
+        client = redis.Redis.from_url(
+            s.redis_url.reveal(), socket_connect_timeout=5, socket_timeout=5
+        )
+        where = client.connection_pool.connection_kwargs
+        try:
+            client.ping()
+        except redis.AuthenticationError:
+            raise ConfigError("sinks.redis_url: Redis refused the credentials") from None
+        except redis.RedisError as exc:
+            raise ConfigError(
+                f"sinks.redis_url: Redis at {where.get('host', '?')}:{where.get('port', '?')} "
+                f"does not answer ({type(exc).__name__})"
+            ) from None
+        finally:
+            client.close()

@@ -131,6 +131,9 @@ class KafkaSettings:
     dlq_max_payload_bytes: int = _opt(
         16384, "bytes of a bad record's value and key copied into its dead letter (0 = none)"
     )
+    startup_timeout: timedelta = _opt(
+        timedelta(seconds=30), "at start, how long to wait for a broker to answer before failing"
+    )
 
     def __repr__(self) -> str:  # librdkafka pass-through values with secret-like keys masked
         fields = dataclasses.fields(self)

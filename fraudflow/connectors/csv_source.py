@@ -56,3 +56,14 @@ def read_csv_records(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             yield row_to_record(row)
+
+
+REQUIRED_COLUMNS = ("transaction_id", "user_id", "amount", "timestamp")
+
+
+def missing_columns(path: Path) -> list[str]:
+    """The required columns (those every transaction must have) absent from the header."""
+    with path.open(newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    present = {h.strip() for h in header}
+    return [c for c in REQUIRED_COLUMNS if c not in present]

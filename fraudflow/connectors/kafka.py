@@ -21,6 +21,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from fraudflow.config.settings import ConfigError, KafkaSettings
+from fraudflow.connectors.preflight import kafka_logger
 from fraudflow.observability import metrics
 from fraudflow.records import PLAIN, OutputPolicy
 
@@ -75,8 +76,9 @@ def labels_source(k: KafkaSettings, timeout: float = 15.0) -> KafkaSource:
 
 def topic_source(k: KafkaSettings, topic: str) -> KafkaSource:
     """A topic with the flow's client settings, start offset and end-of-input rule."""
-    extra = dict(client_config(k))
+    extra: dict[str, Any] = dict(client_config(k))
     extra.pop("bootstrap.servers")
+    extra["logger"] = kafka_logger()  # librdkafka's lines through logging, rate-limited
     return KafkaSource(
         brokers=list(k.brokers),
         topics=[topic],
@@ -165,4 +167,5 @@ class KafkaRecordSink(DynamicSink[Any]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordPartition:
         conf: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False, **self._conf}
+        conf["logger"] = kafka_logger()
         return _RecordPartition(Producer(conf), self._topic, self._policy)

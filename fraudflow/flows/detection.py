@@ -23,6 +23,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from fraudflow.config.settings import Settings, load_settings
+from fraudflow.connectors.stop import stoppable
 from fraudflow.flows.io import FlowIO
 from fraudflow.flows.wiring import kafka_io
 from fraudflow.operators.decide.budget import AlertBudget
@@ -118,10 +119,12 @@ def build_flow(
         return letters
 
     flow = Dataflow(flow_id)
-    parsed = op.flat_map_batch("parse", op.input("input", flow, io.source), parse.transactions)
+    parsed = op.flat_map_batch(
+        "parse", op.input("input", flow, stoppable(io.source)), parse.transactions
+    )
     label_dead: list[Any] = []
     if (feedback or io.label_store is not None) and io.labels is not None:
-        raw_labels = op.input("labels_input", flow, io.labels)
+        raw_labels = op.input("labels_input", flow, stoppable(io.labels))
         got_labels = op.flat_map_batch("parse_labels", raw_labels, parse.labels)
         if io.label_store is not None:  # every valid label to the labels store (training)
             stored = op.branch("split_stored_labels", got_labels, _is_label)

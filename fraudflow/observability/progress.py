@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -46,7 +47,15 @@ class ProgressBar:
     ``every`` seconds on a terminal stream (stderr by default)."""
 
     def __init__(
-        self, label: str, total: int, enabled: bool, out: TextIO = sys.stderr, every: float = 0.25
+        self,
+        label: str,
+        total: int,
+        enabled: bool,
+        out: TextIO = sys.stderr,
+        every: float = 0.25,
+        *,
+        window: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label, self.total, self.enabled, self.out, self.every = (
             label,
@@ -55,16 +64,27 @@ class ProgressBar:
             out,
             every,
         )
-        self.t0 = self.last = time.monotonic()
+        self.clock, self.window = clock, window
+        self.t0 = self.last = clock()
         self.drawn = False
+        self.recent: deque[tuple[float, int]] = deque([(self.t0, 0)])
+
+    def rate(self, now: float, done: int) -> float:
+        """Records per second over the last ``window`` seconds (not since the start, which
+        decays while idle)."""
+        self.recent.append((now, done))
+        while len(self.recent) > 2 and now - self.recent[1][0] >= self.window:
+            self.recent.popleft()
+        t_old, d_old = self.recent[0]
+        return (done - d_old) / max(now - t_old, 1e-9)
 
     def update(self, done: int, *, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if not self.enabled or (now - self.last < self.every and not force):
             return
         self.last = now
         frac = min(done / self.total, 1.0) if self.total else 1.0
-        rate = done / max(now - self.t0, 1e-9)
+        rate = self.rate(now, done)
         eta = (self.total - done) / rate if rate > 0 and self.total > done else 0.0
         self.out.write(
             f"\r{self.label} {frac:4.0%} |{'#' * int(frac * 30):<30}| {done:,}/{self.total:,}  "

@@ -93,7 +93,9 @@ def test_compare_reports_dropped_alerts_of_a_removed_rule_file(
     capsys.readouterr()
     _run("--input", data / "in.jsonl", "--compare", rules)
     out = capsys.readouterr().out
-    assert "this change would add 0 alerts, 0 of them fraud, and drop " in out
+    assert "the candidate would add 0 alerts, 0 of them fraud, and drop " in out
+    assert f"baseline this run (rules {DEFAULT_RULES_DIR})" in out
+    assert f"candidate --compare {rules}" in out
     assert "large_amount_vs_history" in out.split("compare:")[1]
 
 
@@ -107,7 +109,8 @@ def test_feedback_compare_learns_and_reports_both(
     rep = tmp_path / "rep"
     _run("--input", src, "--label-delay", "1d", "--feedback", "compare", "--report", rep)
     out = capsys.readouterr().out
-    assert "compare: current vs feedback on" in out
+    assert "compare: baseline feedback off (rules" in out
+    assert "-> candidate feedback on (rules" in out
     learned = [line for line in out.splitlines() if "labels learned as they became known" in line]
     assert len(learned) == 1
     assert int(learned[0].split()[1].replace(",", "")) > 15_000  # labels of all but the last day
