@@ -38,7 +38,8 @@ import psycopg
 
 from fraudflow.console.auth import mint_token
 from fraudflow.console.schema import apply_migrations
-from fraudflow.sinks.schema import WRITE_COLUMNS, table_layout
+from fraudflow.sinks.columns import WRITE_COLUMNS
+from fraudflow.sinks.schema import table_layout
 
 SECRET = "bench-" + "s" * 40
 RULES = ("velocity_burst", "blocked_merchant", "account_takeover", "impossible_travel", "big")

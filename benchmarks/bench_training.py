@@ -27,7 +27,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from fraudflow.training.cli import _cutoff, file_labels
+from fraudflow.cli.train import _cutoff, file_labels
 
 from fraudflow.backtest.metrics import average_precision, roc_auc
 from fraudflow.config.settings import parse_duration

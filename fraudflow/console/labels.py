@@ -2,7 +2,7 @@
 
 One JSON object per verdict, ``{"transaction_id", "label": "fraud"|"legit",
 "reported_at": RFC 3339}``, keyed by ``user_id`` (see docs/feedback.md), which
-:func:`fraudflow.operators.ingest.parse.parse_label` reads back.
+:func:`fraudflow.operators.ingest.labels.parse_label` reads back.
 
 >>> label_message("t1", "fraud", datetime(2026, 1, 2, tzinfo=UTC))
 b'{"transaction_id":"t1","label":"fraud","reported_at":"2026-01-02T00:00:00+00:00"}'

@@ -22,7 +22,8 @@ from fraudflow.console.app import create_app
 from fraudflow.console.auth import mint_token
 from fraudflow.console.schema import apply_migrations
 from fraudflow.sinks import schema as sink_schema
-from fraudflow.sinks.schema import WRITE_COLUMNS, table_layout
+from fraudflow.sinks.columns import WRITE_COLUMNS
+from fraudflow.sinks.schema import table_layout
 
 SECRET = "test-secret-" + "x" * 32
 JSON_COLUMNS = ("detector_scores", "rule_hits", "reasons")

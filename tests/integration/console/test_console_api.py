@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from fraudflow.config.settings import ValidationSettings
 from fraudflow.console.app import create_app
-from fraudflow.operators.ingest.parse import parse_label
+from fraudflow.operators.ingest.labels import parse_label
 from tests.integration.console.console_support import Console, alert_row, auth, insert, token
 
 pytestmark = pytest.mark.integration

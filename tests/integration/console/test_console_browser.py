@@ -31,8 +31,7 @@ from fraudflow.connectors.broker import EmbeddedBroker
 from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.topics import read_topic
 from fraudflow.console.schema import apply_migrations
-from fraudflow.sinks.postgres import decision_row
-from fraudflow.sinks.schema import WRITE_COLUMNS
+from fraudflow.sinks.columns import WRITE_COLUMNS, decision_row
 from tests.integration.console.console_support import SECRET, token
 
 pytestmark = pytest.mark.integration

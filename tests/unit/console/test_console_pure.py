@@ -17,7 +17,7 @@ from fraudflow.console.auth import Authenticator
 from fraudflow.console.jobs import RulesProposalError, check_rules, compare, overlay_rules
 from fraudflow.console.labels import label_message
 from fraudflow.console.store import AlertFilter, BadRequest, decode_cursor, encode_cursor
-from fraudflow.operators.ingest.parse import parse_label
+from fraudflow.operators.ingest.labels import parse_label
 from fraudflow.records import Label
 
 ids = st.text(min_size=1, max_size=128).filter(lambda s: s.strip() == s and s)
