@@ -27,9 +27,9 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from fraudflow.cli.train import _cutoff, file_labels
 
 from fraudflow.backtest.metrics import average_precision, roc_auc
+from fraudflow.cli.train import _cutoff, file_labels
 from fraudflow.config.settings import parse_duration
 from fraudflow.training.featurelog import read_feature_log
 from fraudflow.training.risk import RiskParams
