@@ -19,6 +19,8 @@ import redis
 from bytewax.testing import TestingSink
 
 from fraudflow.config.settings import Secret
+from fraudflow.connectors.broker import EmbeddedBroker
+from fraudflow.connectors.topics import ensure_topic
 from fraudflow.observability import metrics
 from fraudflow.records import DeadLetter, Decision
 from fraudflow.sinks.postgres import PostgresSink, migrate
@@ -132,10 +134,15 @@ def test_the_sink_also_fails_at_once_on_a_missing_database(postgres_dsn: str) ->
     part.close()
 
 
-def test_run_stops_with_one_clear_line_when_the_database_is_missing(postgres_dsn: str) -> None:
+def test_run_stops_with_one_clear_line_when_the_database_is_missing(
+    postgres_dsn: str, broker: EmbeddedBroker, topic: str
+) -> None:
+    # a reachable broker and an existing topic, so the start-up checks pass and the
+    # migration meets the missing database
+    ensure_topic(broker.bootstrap, topic, 1)
     missing = postgres_dsn.rpartition("/")[0] + "/fraudflow_no_such_database"
-    cmd = [sys.executable, "-m", "fraudflow", "run", "--brokers", "127.0.0.1:9",
-           "--input-topic", "tx", "--postgres-dsn", missing, "--quiet"]  # fmt: skip
+    cmd = [sys.executable, "-m", "fraudflow", "run", "--brokers", broker.bootstrap,
+           "--input-topic", topic, "--postgres-dsn", missing, "--quiet"]  # fmt: skip
     env = {**os.environ, "FRAUDFLOW_SINK_RETRY_LIMIT": "600s"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert res.returncode == 1, res.stderr

@@ -61,7 +61,7 @@ def test_a_garbage_labels_file_is_refused_with_its_line(
 @pytest.mark.parametrize(
     ("start", "end", "why"),
     [
-        ("2025-01-02T00:00:00", None, "no zone"),
+        ("2025-01-02T00:00:00", None, "no time zone"),
         ("2025-01-03T00:00:00Z", "2025-01-02T00:00:00Z", "not before"),
     ],
 )
