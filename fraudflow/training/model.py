@@ -5,9 +5,10 @@ ordered input names, the Platt calibration (two numbers), the risk
 parameters and tables, the training window and the holdout metrics. Loading
 it executes no code (no pickle).
 
-Serving (:meth:`TrainedModel.score_rows`) builds the input matrix of a batch
-from the rows' features (the same values the feature log records) and the
-risk tables, and returns calibrated probabilities: one numpy call per batch.
+Serving (:meth:`TrainedModel.score_features`) builds the input matrix of a
+batch from the rows' feature dicts (the same values the feature log records,
+column by column, not row by row through :func:`model_inputs`) and the risk
+tables, and returns calibrated probabilities: one LightGBM call per batch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,44 @@ def model_inputs(features: Mapping[str, Any], rules_score: float) -> dict[str, f
             out[k] = x
     out["rules_score"] = float(rules_score)
     return out
+
+
+_PLAIN = frozenset({bool, int, float, type(None)})  # what numpy converts as model_inputs does
+
+
+def input_block(features: Sequence[Mapping[str, Any]], names: Sequence[str]) -> F64:
+    """Columns ``names`` of feature dicts, each value as :func:`model_inputs` keeps it or NaN.
+
+    Column by column in C (``itemgetter``, one ``np.array``) when the first row's
+    values of ``names`` are plain bools, ints, floats or None: the feature
+    catalogue gives every name one type, so the other rows' are too. Otherwise, or
+    when a row lacks a name, value by value.
+
+    >>> input_block([{"a": 1, "b": True}, {"a": float("inf"), "b": None}], ["a", "b"])
+    array([[ 1.,  1.],
+           [nan, nan]])
+    """
+    n, nan = len(features), math.nan
+    x: F64 | None = None
+    if n and names and all(type(features[0].get(k)) in _PLAIN for k in names):
+        pick = itemgetter(*names)
+        try:  # None becomes NaN, bools 0/1
+            x = np.array([pick(f) for f in features], dtype=np.float64).reshape(n, len(names))
+        except (KeyError, TypeError, ValueError):
+            x = None
+    if x is None:
+        x = np.array(
+            [[_number(f.get(k)) for k in names] for f in features], dtype=np.float64
+        ).reshape(n, len(names))
+    x[~np.isfinite(x)] = nan
+    return x
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool | int | float):
+        x = float(v)
+        return x if math.isfinite(x) else math.nan
+    return math.nan
 
 
 def sigmoid(x: F64) -> F64:
@@ -84,7 +125,7 @@ class TrainedModel:
     risk: RiskTables
     meta: dict[str, Any] = field(default_factory=dict)  # window, metrics, parameters
 
-    @property
+    @cached_property
     def base_inputs(self) -> tuple[str, ...]:
         risk = set(self.risk.params.all_names)
         return tuple(n for n in self.inputs if n not in risk)
@@ -126,6 +167,39 @@ class TrainedModel:
     ) -> F64:
         """Calibrated probabilities of a batch, with the published risk tables."""
         return self.predict_matrix(self.matrix(base, entities))
+
+    def feature_matrix(
+        self,
+        features: Sequence[Mapping[str, Any]],
+        given: Mapping[str, F64],
+        entities: Mapping[str, Sequence[str | None]],
+    ) -> F32:
+        """The input matrix of rows given by their feature dicts (serving).
+
+        ``given``: input columns that replace the dicts' values (``rules_score``).
+        Equal to :meth:`matrix` of the rows' :func:`model_inputs`.
+        """
+        n = len(features)
+        names = self.base_inputs
+        x64 = np.empty((n, len(self.inputs)), dtype=np.float64)
+        take = [j for j, k in enumerate(names) if k not in given]
+        x64[:, take] = input_block(features, [names[j] for j in take])
+        for k, col in given.items():
+            if k in names:
+                x64[:, names.index(k)] = col
+        risk = self.risk.columns(entities, n)
+        for j, name in enumerate(self.inputs[len(names) :], start=len(names)):
+            x64[:, j] = risk[name]
+        return x64.astype(np.float32)
+
+    def score_features(
+        self,
+        features: Sequence[Mapping[str, Any]],
+        given: Mapping[str, F64],
+        entities: Mapping[str, Sequence[str | None]],
+    ) -> F64:
+        """Calibrated probabilities of a batch of feature dicts (:meth:`feature_matrix`)."""
+        return self.predict_matrix(self.feature_matrix(features, given, entities))
 
     # --- the artifact ------------------------------------------------------------
 

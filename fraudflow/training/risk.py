@@ -17,6 +17,7 @@ per entity (unknown entities: ``p0``, no frauds).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -156,6 +157,17 @@ class RiskTables:
     cutoff: float
     priors: tuple[float, ...]  # per field-name pair: the value of an unknown entity
     tables: dict[str, dict[str, tuple[float, ...]]]  # field -> entity -> values (names order)
+    # serving's lookup, built once: field -> (entity -> row, rows + the priors as the last)
+    _lookup: dict[str, tuple[dict[str, int], F64]] = dataclasses.field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        width = len(self.priors)
+        for name in self.params.fields:
+            table = self.tables.get(name, {})
+            mat = np.array([*table.values(), self.priors], dtype=np.float64).reshape(-1, width)
+            self._lookup[name] = ({e: i for i, e in enumerate(table)}, mat)
 
     def default(self) -> tuple[float, ...]:
         return self.priors
@@ -191,16 +203,14 @@ class RiskTables:
         return cls(p, cutoff, tuple(priors), tables)
 
     def columns(self, entities: Mapping[str, Sequence[str | None]], n: int) -> dict[str, F64]:
-        """The risk features of ``n`` rows from the tables."""
+        """The risk features of ``n`` rows from the tables (one dict lookup per row and field)."""
         out: dict[str, F64] = {}
-        default = self.priors
-        for field in self.params.fields:
-            table = self.tables.get(field, {})
-            get = table.get
-            mat = np.array(
-                [get(e, default) if e is not None else default for e in entities[field]],
-                dtype=np.float64,
-            ).reshape(n, len(default))
-            for j, name in enumerate(self.params.names(field)):
-                out[name] = mat[:, j]
+        for name in self.params.fields:
+            index, mat = self._lookup[name]
+            get, unknown = index.get, len(mat) - 1  # the priors: unknown or missing (None)
+            at = [unknown if e is None else get(e, unknown) for e in entities[name]]
+            rows = mat[np.array(at, dtype=np.intp)]
+            rows = rows.reshape(n, mat.shape[1])
+            for j, col in enumerate(self.params.names(name)):
+                out[col] = rows[:, j]
         return out

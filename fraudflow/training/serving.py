@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from fraudflow.records import FeatureRow
 from fraudflow.rules import RuleHit
-from fraudflow.training.model import MODEL_SCORE, TrainedModel, model_inputs
+from fraudflow.training.model import MODEL_SCORE, TrainedModel
 
 
 class ModelSource(Protocol):
@@ -38,8 +40,8 @@ def score_batch(
     """Set ``model_score`` on every row (one batch prediction)."""
     if not rows:
         return
-    base = [model_inputs(r.features, rules_score(h)) for r, h in zip(rows, hits, strict=True)]
+    given = {"rules_score": np.array([rules_score(h) for h in hits], dtype=np.float64)}
     entities = {f: [getattr(r.txn, f) for r in rows] for f in model.risk.params.fields}
-    probs = model.score_rows(base, entities)
+    probs = model.score_features([r.features for r in rows], given, entities)
     for r, prob in zip(rows, probs.tolist(), strict=True):
         r.features[MODEL_SCORE] = prob
