@@ -214,6 +214,14 @@ class FeedbackSettings:
     max_pending: int = _opt(
         2_000_000, "scored transactions kept for their labels at most (oldest go first)"
     )
+    early_label_horizon: timedelta = _opt(
+        timedelta(0),
+        "a label read before its transaction waits this long (the step's clock) for it, then"
+        " is dead-lettered label_unmatched; 0 = dead-letter at once (label_unknown_transaction)",
+    )
+    max_early_labels: int = _opt(
+        100_000, "labels waiting for their transactions at most (the oldest go first)"
+    )
     entity_fields: tuple[str, ...] = _opt(
         ("merchant_id", "device_id", "country"), "transaction fields whose fraud rate is tracked"
     )
@@ -428,6 +436,8 @@ def _check_feedback(f: FeedbackSettings) -> None:
         problems.append("feedback.entity_windows: one or more, whole days only (1d, 7d, 28d)")
     if f.label_horizon.total_seconds() <= 0 or f.max_pending < 1:
         problems.append("feedback: label_horizon and max_pending must be positive")
+    if f.early_label_horizon.total_seconds() < 0 or f.max_early_labels < 1:
+        problems.append("feedback: early_label_horizon >= 0 and max_early_labels >= 1")
     if f.entity_prior_strength <= 0 or f.supervised_learning_rate <= 0:
         problems.append("feedback: entity_prior_strength and supervised_learning_rate > 0")
     if problems:

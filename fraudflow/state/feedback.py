@@ -5,7 +5,8 @@ Everything is bounded: a pending transaction leaves after the label horizon
 (event time) or when ``max_pending`` is reached; an entity's day counts
 leave after the longest entity window; expired ids are remembered for about
 ``max_pending`` more transactions, so a late label is told apart from an
-unknown one.
+unknown one; a label read before its transaction waits at most
+``early_label_horizon`` (and ``max_early_labels`` of them).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class FeedbackState:
     """The whole feedback step state (one per flow; see docs/feedback.md)."""
 
     __slots__ = (
+        "early",
         "entities",
         "expired",
         "expired_old",
@@ -117,6 +119,16 @@ class FeedbackState:
         # ids that left pending: two generations, each up to max_pending ids
         self.expired: set[str] = set()
         self.expired_old: set[str] = set()
+        # labels read before their transaction: id -> (deadline, labels in arrival order),
+        # oldest first (deadlines grow with the clock)
+        self.early: dict[str, tuple[float, list[Any]]] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        # a snapshot of an older version lacks the newer slots: they start empty
+        self.early = {}
+        slots = state[1] if isinstance(state, tuple) else state
+        for k, v in (slots or {}).items():
+            setattr(self, k, v)
 
     def remember_expired(self, transaction_id: str, cap: int) -> None:
         if len(self.expired) >= cap:

@@ -13,7 +13,11 @@ Two pure steps on :class:`~fraudflow.state.feedback.FeedbackState`:
   counts (a later label replaces an earlier one, counts included) and let
   the model learn the row with its label. A label for a transaction that is
   not kept is returned as a dead letter: ``label_expired`` when it left
-  recently, ``label_unknown_transaction`` otherwise.
+  recently, ``label_unknown_transaction`` otherwise, unless
+  ``early_label_horizon`` is set: then it waits (:func:`feedback_batch`) and
+  is applied right after its transaction is scored, or dead-lettered
+  ``label_unmatched`` when the transaction has not come within the horizon
+  (or ``max_early_labels`` newer ones push it out, or the input ends).
 
 A smoothed rate is ``(frauds + m * p0) / (transactions + m)`` over the
 window, where ``p0`` is the overall confirmed-fraud rate in the same window
@@ -83,6 +87,8 @@ class FeedbackParams:
     learning_rate: float
     warmup: int
     inputs: tuple[tuple[str, int], ...]  # (feature, 0 raw | 1 log1p), the model's input order
+    early_horizon: float = 0.0  # seconds a label may wait for its transaction (0: none)
+    max_early: int = 100_000  # labels waiting at most
     # derived: feature names per field and window, input names by transform
     names: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     log_inputs: tuple[str, ...] = ()
@@ -139,6 +145,8 @@ class FeedbackParams:
             learning_rate=f.supervised_learning_rate,
             warmup=f.supervised_warmup,
             inputs=inputs,
+            early_horizon=f.early_label_horizon.total_seconds(),
+            max_early=f.max_early_labels,
         )
 
     def new_state(self) -> FeedbackState:
@@ -244,7 +252,8 @@ def _expire(st: FeedbackState, p: FeedbackParams) -> None:
 def apply_label(
     st: FeedbackState, label: Label, p: FeedbackParams, now: float
 ) -> DeadLetter | None:
-    """Learn from one label; a dead letter when its transaction is not kept."""
+    """Learn from one label; a dead letter when its transaction is not kept, or
+    :data:`HELD` when it may still come (``early_horizon``: the caller keeps the label)."""
     row = st.pending.get(label.transaction_id)
     if row is None:
         if st.was_expired(label.transaction_id):
@@ -254,6 +263,8 @@ def apply_label(
                 "without a label by then it was learned as legit",
                 now,
             )
+        if p.early_horizon > 0:
+            return HELD
         return label.dead(
             "label_unknown_transaction", "no scored transaction with this transaction_id", now
         )
@@ -273,3 +284,77 @@ def apply_label(
     st.frauds_learned += label.label
     st.legit_learned += 1 - label.label
     return None
+
+
+# apply_label's answer for a label whose transaction may still come (never emitted)
+HELD = DeadLetter("label_held", "", None, None, "", -1, -1, 0.0, "feedback")
+
+UNMATCHED = (
+    "label_unmatched",
+    "its transaction did not arrive within feedback.early_label_horizon of the label",
+)
+
+
+def feedback_batch(
+    st: FeedbackState, items: list[FeatureRow | Label], p: FeedbackParams, now: float
+) -> tuple[list[FeatureRow | DeadLetter], int, int]:
+    """One batch of the feedback step, in arrival order: (rows and dead letters, labels
+    applied, frauds among them). A label read before its transaction waits in ``st.early``
+    and is applied right after the transaction is scored (score before learn); one that
+    waited ``early_horizon`` (the clock ``now``) is dead-lettered ``label_unmatched``.
+    Every label is counted once: applied, dead-lettered, or waiting (``len(st.early)``)."""
+    out: list[FeatureRow | DeadLetter] = []
+    applied = frauds = 0
+    for item in items:
+        if isinstance(item, FeatureRow):
+            enrich(st, item, p)
+            out.append(item)
+            waiting = st.early.pop(item.txn.transaction_id, None) if st.early else None
+            labels = [] if waiting is None else waiting[1]
+        else:
+            labels = [item]
+        for label in labels:
+            dead = apply_label(st, label, p, now)
+            if dead is None:
+                applied += 1
+                frauds += label.label
+            elif dead is HELD:
+                _hold(st, label, p, now, out)
+            else:
+                out.append(dead)
+    _unmatched(st, now, out)
+    return out, applied, frauds
+
+
+def _hold(st: FeedbackState, label: Label, p: FeedbackParams, now: float, out: list[Any]) -> None:
+    got = st.early.get(label.transaction_id)
+    if got is not None:
+        got[1].append(label)
+        return
+    if len(st.early) >= p.max_early:  # the oldest waiting transaction's labels go
+        tid = next(iter(st.early))
+        for old in st.early.pop(tid)[1]:
+            out.append(old.dead(UNMATCHED[0], "over feedback.max_early_labels waiting", now))
+    st.early[label.transaction_id] = (now + p.early_horizon, [label])
+
+
+def _unmatched(st: FeedbackState, now: float, out: list[Any]) -> None:
+    early = st.early
+    while early:
+        tid = next(iter(early))
+        deadline, labels = early[tid]
+        if deadline > now:
+            break
+        del early[tid]
+        out.extend(label.dead(*UNMATCHED, now) for label in labels)
+
+
+def flush_early(st: FeedbackState, now: float) -> list[DeadLetter]:
+    """At the end of the input: every waiting label, dead-lettered ``label_unmatched``."""
+    out = [
+        label.dead(UNMATCHED[0], "the input ended before its transaction arrived", now)
+        for _deadline, labels in st.early.values()
+        for label in labels
+    ]
+    st.early.clear()
+    return out

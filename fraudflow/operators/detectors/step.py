@@ -14,7 +14,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from fraudflow.config.settings import ModelSettings
 from fraudflow.observability.stats import RunStats
-from fraudflow.operators.detectors.feedback import FeedbackParams, apply_label, enrich
+from fraudflow.operators.detectors.feedback import FeedbackParams, feedback_batch, flush_early
 from fraudflow.operators.detectors.hst import HstShard
 from fraudflow.operators.features.user import FeatureParams, user_step
 from fraudflow.operators.ingest import routing
@@ -133,23 +133,14 @@ class FeedbackLogic(StatefulBatchLogic[FeatureRow | Label, FeatureRow | DeadLett
     def on_batch(
         self, values: list[FeatureRow | Label]
     ) -> tuple[list[FeatureRow | DeadLetter], bool]:
-        st, p = self.state, self.p
-        out: list[FeatureRow | DeadLetter] = []
-        labels = frauds = 0
-        now = self.clock()
-        for item in values:
-            if isinstance(item, FeatureRow):
-                enrich(st, item, p)
-                out.append(item)
-                continue
-            dead = apply_label(st, item, p, now)
-            if dead is None:
-                labels += 1
-                frauds += item.label
-            else:
-                out.append(dead)
+        st = self.state
+        out, labels, frauds = feedback_batch(st, values, self.p, self.clock())
         self.stats.feedback(labels, frauds, len(st.pending))
         return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[FeatureRow | DeadLetter], bool]:
+        # labels still waiting for their transactions: the input has ended
+        return list(flush_early(self.state, self.clock())), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes | None:
         return snapshot.dump(self.state) if self.keep else None

@@ -54,6 +54,7 @@ ERROR_CODES = (
     "duplicate_key",
     "label_unknown_transaction",
     "label_expired",
+    "label_unmatched",
 )
 
 _ID_MAX = 128

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from statistics import mean
 from typing import Any
 
@@ -303,3 +304,33 @@ def test_alert_budget_holds_the_review_share() -> None:
     assert sorted(a.alert_id for a in held.alerts) == sorted(
         d.alert_id for d in held.decisions if d.is_alert
     )
+
+
+def labels_first(s: Stream) -> list[Msg]:
+    """One partition, every label ahead of every transaction (a catch-up read)."""
+    values = [(None, v) for _, v in s.labels]
+    values += [(orjson.loads(v)["user_id"].encode(), v) for v in s.transactions]
+    return [
+        KafkaSourceMessage(key=k, value=v, topic="tx", partition=0, offset=o)
+        for o, (k, v) in enumerate(values)
+    ]
+
+
+def test_labels_read_ahead_wait_for_their_transactions() -> None:
+    s = make_stream()
+    msgs = labels_first(s)
+    before = run(msgs, settings())  # no horizon: dead-lettered at once, as before
+    assert before.stats["labels"] == 0
+    r = run(msgs, settings(early_label_horizon=timedelta(days=1)))
+    st = r.stats
+    assert st["received"] == st["valid"] + st["labels"] + st["dead_lettered"]
+    assert st["labels"] == len(s.labels) - 2  # all but the never-scored one and the bad one
+    assert st["dead_by_code"] == {"label_unmatched": 1, "bad_value": 1}
+    gone = next(d for d in r.dead if d.code == "label_unmatched")
+    assert orjson.loads(gone.value or b"null")["transaction_id"] == "never-scored"
+    # each applied right after its transaction was scored: no later than in the interleaved
+    # stream, where a label follows its transaction by a while
+    inter = run(interleaved(s), settings())
+    frauds = "merchant_frauds_28d"
+    ahead = sum(d.features[frauds] for d in r.decisions)
+    assert ahead >= sum(d.features[frauds] for d in inter.decisions) > 0
