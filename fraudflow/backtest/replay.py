@@ -458,3 +458,38 @@ def _alert_volume(decisions: Sequence[Decision]) -> str:
         f"{alerts:,} ({tiers.get('review', 0):,} review, {tiers.get('block', 0):,} block; "
         f"{alerts / max(len(decisions), 1):.2%} of all decisions, labelled or not)"
     )
+
+
+def top_scored(
+    decisions: Sequence[Decision], labels: Mapping[str, LabelInfo], n: int = 20
+) -> tuple[list[str], list[list[str]]]:
+    """The ``n`` highest-scored decisions as a report table (ties in source order)."""
+    ranked = sorted(range(len(decisions)), key=lambda i: (-decisions[i].score, i))[:n]
+    rows = []
+    for i in ranked:
+        d = decisions[i]
+        t = d.txn
+        top = max(d.reasons, key=lambda r: r.contribution, default=None)
+        info = labels.get(t.transaction_id)
+        rows.append(
+            [
+                t.transaction_id,
+                t.user_id,
+                iso(t.ts),
+                f"{t.amount:,.2f} {t.currency}",
+                f"{d.score:.4f}",
+                d.tier,
+                "-" if top is None else top.code,
+                "-" if info is None else ("fraud" if info.label == 1 else "legit"),
+            ]
+        )
+    head = ["transaction_id", "user", "time", "amount", "score", "tier", "top reason", "label"]
+    return head, rows
+
+
+def event_range(decisions: Sequence[Decision]) -> tuple[float, float] | None:
+    """The first and last event time among the decisions."""
+    if not decisions:
+        return None
+    ts = [d.txn.ts for d in decisions]
+    return min(ts), max(ts)
