@@ -22,11 +22,13 @@ from fraudflow.backtest.replay import (
     Graded,
     LabelInfo,
     Replay,
+    Window,
     count_records,
     event_range,
     grade,
     input_source,
     interleave_labels,
+    outside_window,
     read_label_file,
     read_labels,
     replay,
@@ -44,7 +46,6 @@ from fraudflow.config.settings import (
     parse_duration,
 )
 from fraudflow.connectors.csv_source import missing_columns
-from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
 from fraudflow.connectors.stop import graceful_stop, stop_reason
@@ -73,12 +74,12 @@ def register(sub: Any) -> None:
     p.add_argument("--topic", metavar="T", help="the topic to replay (with --brokers)")
     p.add_argument(
         "--from", dest="start", metavar="TIME",
-        help="first Kafka record time to replay (RFC 3339 with a zone, or epoch ms; "
-        "with --topic only) [topic start]",
+        help="first time to replay (RFC 3339 with a zone, or epoch ms): a topic's Kafka "
+        "record time, a file's event time (timestamp); inclusive [start]",
     )  # fmt: skip
     p.add_argument(
         "--to", dest="end", metavar="TIME",
-        help="replay records before this Kafka record time (after --from) [topic end]",
+        help="replay records before this time (after --from; exclusive) [end]",
     )  # fmt: skip
     p.add_argument(
         "--labels",
@@ -150,11 +151,6 @@ def main(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         return fail(f"--from {args.start} is not before --to {args.end}")
-    if args.input is not None and (start_ms is not None or end_ms is not None):
-        return fail(
-            "--from/--to select a time range of a Kafka topic (--topic); with --input, cut "
-            "the file to the range first (they would otherwise be ignored)"
-        )
     with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
         if args.topic is not None:
             if not args.brokers:
@@ -178,7 +174,11 @@ def main(args: argparse.Namespace) -> int:
                     f"--input {args.input}: the CSV header has no column "
                     f"{', '.join(missing)} (every row would be dead-lettered)"
                 )
-        run = Run(settings, settings_rows, paths, title, source)
+        window = None
+        if args.input is not None and (start_ms is not None or end_ms is not None):
+            window = Window(start_ms, end_ms)  # a topic is cut by export_range
+            title += f" [{args.start or 'start'}, {args.end or 'end'})"
+        run = Run(settings, settings_rows, paths, title, source, window)
         with graceful_stop():
             code = _backtest(args, run)
         return report_stop(code)
@@ -222,27 +222,35 @@ class Run:
     paths: list[Path]
     title: str
     source: str  # "file PATH" or "Kafka topic T at BROKERS"
+    window: Window | None = None  # --from/--to over a file's event times
 
 
 def _backtest(args: argparse.Namespace, run: Run) -> int:
     settings, paths = run.settings, run.paths
+    window = run.window
     total = sum(count_records(p) for p in paths)
     try:
         labels = read_label_file(args.labels) if args.labels else read_labels(paths)
     except ValueError as exc:
         return fail(str(exc))
+    outside = None
+    if window is not None:
+        n_out, ids_out = outside_window(paths, window)
+        total -= n_out
+        labels = {k: v for k, v in labels.items() if k not in ids_out}  # never replayed
+        outside = (n_out, f"[{args.start or 'start'}, {args.end or 'end'})")
     progress = not args.quiet
     with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
         if args.feedback == "off":
-            result = replay(settings, input_source(paths), total=total, progress=progress)
+            result = replay(settings, input_source(paths, window), total=total, progress=progress)
         else:
             fed = interleave_labels(paths, labels, args.label_delay, Path(tmp))
             on = settings.replace(feedback=True)
             if args.feedback == "compare":
-                base = replay(settings, input_source(paths), total=total, progress=progress)
+                base = replay(settings, input_source(paths, window), total=total, progress=progress)
                 base_graded = grade(base.decisions, labels, args.label_delay)
             result = replay(
-                on, JsonLinesSource(fed), total=total + len(labels), progress=progress,
+                on, input_source(fed, window), total=total + len(labels), progress=progress,
                 interleaved_labels=True,
             )  # fmt: skip
     graded = grade(result.decisions, labels, args.label_delay)
@@ -253,7 +261,7 @@ def _backtest(args: argparse.Namespace, run: Run) -> int:
     if args.retrain is not None:
         print(retrain_text(result.decisions, labels, args.label_delay, args.retrain))
         print()
-    print(summary_text(result, graded))
+    print(summary_text(result, graded, outside))
     if args.feedback == "compare":
         print()
         print(
@@ -270,7 +278,7 @@ def _backtest(args: argparse.Namespace, run: Run) -> int:
             other = compare_settings(args, settings, args.compare)
         except ConfigError as exc:
             return fail(str(exc))
-        result_b = replay(other, input_source(paths), total=total, progress=progress)
+        result_b = replay(other, input_source(paths, window), total=total, progress=progress)
         graded_b = grade(result_b.decisions, labels, args.label_delay)
         cmp = comparison(
             result, graded, result_b, graded_b, labels=labels,
@@ -288,7 +296,9 @@ def _backtest(args: argparse.Namespace, run: Run) -> int:
         write_report(
             args.report, graded.metrics, graded.y, graded.scores, title=run.title,
             baseline=baseline, name="feedback on" if args.feedback != "off" else "this replay",
-            context=report_context(args, run, result, labels, cmp),
+            context=report_context(
+                args, run, result, labels, cmp, outside=None if outside is None else outside[0]
+            ),
         )  # fmt: skip
     return 0
 
@@ -299,6 +309,8 @@ def report_context(
     result: Replay,
     labels: Mapping[str, LabelInfo],
     cmp: Comparison | None,
+    *,
+    outside: int | None = None,
 ) -> Context:
     """The report's provenance, settings, top-scored table and ``--compare`` result."""
     span = event_range(result.decisions)
@@ -317,6 +329,11 @@ def report_context(
             "no decisions" if span is None else f"{iso(span[0])} to {iso(span[1])}",
         ),
         ("decisions", f"{len(result.decisions):,} (dead-lettered {len(result.dead_letters):,})"),
+        *(
+            [("outside the range", f"{outside:,} records, not scored")]
+            if outside is not None
+            else []
+        ),
         ("labels", str(args.labels) if args.labels else "the input's _label fields"),
         ("label delay", str(args.label_delay)),
         ("feedback", args.feedback),
