@@ -247,10 +247,6 @@ def read_jsonl(path: Path, skipped: Counter[str] | None = None) -> Iterator[dict
                 skipped[str(path)] += 1
 
 
-
-
-
-
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
 
@@ -297,9 +293,3 @@ def report(result: EvalResult, results: list[Check]) -> str:
         )
     lines.extend("  " + c.text() for c in results)
     return "\n".join(lines)
-
-
-
-
-
-

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from bytewax.inputs import Source
@@ -36,7 +36,7 @@ from fraudflow.backtest.labels import (
 from fraudflow.backtest.metrics import Metrics, compute, report_card
 from fraudflow.config.settings import Settings
 from fraudflow.connectors.csv_source import CsvSource, read_csv_records
-from fraudflow.connectors.files import FileSource, JsonLinesSource
+from fraudflow.connectors.files import FilePartition, FileSource, JsonLinesSource, Values
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.io import FlowIO
 from fraudflow.flows.wiring import run_flow
@@ -96,9 +96,61 @@ def _source_class(path: Path) -> type[FileSource]:
     return CsvSource if path.suffix.lower() == ".csv" else JsonLinesSource
 
 
-def input_source(paths: list[Path]) -> Source[Any]:
-    """CSV for ``.csv`` files, JSON lines otherwise; one partition per file."""
-    return _source_class(paths[0])(paths)
+@dataclass(frozen=True)
+class Window:
+    """``--from``/``--to`` over a file's event times (epoch ms, ``start`` inclusive, ``end``
+    exclusive). A record without a readable ``timestamp`` is not outside: the flow
+    dead-letters it as it would without a window (label lines carry none either)."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+    def outside(self, line: bytes) -> bool:
+        _tid, ts = _event_time(line)
+        if ts is None:
+            return False
+        ms = round(ts * 1000)
+        return (self.start_ms is not None and ms < self.start_ms) or (
+            self.end_ms is not None and ms >= self.end_ms
+        )
+
+
+class _WindowedSource(FileSource):
+    """A file source whose records outside a :class:`Window` are skipped; each skipped
+    record keeps its offset (it reads as a blank line), so offsets still name input lines."""
+
+    def __init__(self, kind: type[FileSource], paths: Sequence[Path], window: Window) -> None:
+        super().__init__(paths)
+        self._kind, self._window = kind, window
+
+    def _open(self, path: Path) -> tuple[IO[Any], Values]:
+        f, values = self._kind.open_values(path)
+        outside = self._window.outside
+        return f, (None if v is None or outside(v) else v for v in values)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> FilePartition:
+        return FilePartition(self._paths[for_part], self._open, resume_state, self._batch)
+
+
+def input_source(paths: Sequence[Path], window: Window | None = None) -> Source[Any]:
+    """CSV for ``.csv`` files, JSON lines otherwise; one partition per file; with
+    ``window``, only the records whose event time is inside it."""
+    kind = _source_class(paths[0])
+    if window is None or (window.start_ms is None and window.end_ms is None):
+        return kind(paths)
+    return _WindowedSource(kind, paths, window)
+
+
+def outside_window(paths: Sequence[Path], window: Window) -> tuple[int, set[str]]:
+    """How many records of the files lie outside ``window``, and their transaction ids."""
+    n, ids = 0, set()
+    for path in paths:
+        for _clock, tid, _ts, line in _scan(path):
+            if window.outside(line):
+                n += 1
+                if tid is not None:
+                    ids.add(tid)
+    return n, ids
 
 
 def _scan(path: Path) -> Iterator[tuple[float, str | None, float | None, bytes]]:
@@ -405,19 +457,26 @@ def card_text(m: Metrics, total: int) -> list[str]:
     return lines
 
 
-def summary_text(r: Replay, g: Graded) -> str:
-    """The stdout table."""
+def summary_text(r: Replay, g: Graded, outside: tuple[int, str] | None = None) -> str:
+    """The stdout table; ``outside``: records left out by ``--from``/``--to`` and the range."""
     m = g.metrics
 
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.4f}"
 
     dead = Counter(d.code for d in r.dead_letters)
+    cut = []
+    if outside is not None:
+        n, span = outside
+        cut.append(
+            f"  outside range    {n:,} records with an event time outside {span}, not scored"
+        )
     lines = [
         "fraudflow backtest",
         f"  decisions        {len(r.decisions):,} (dead-lettered {len(r.dead_letters):,}"
         + (f": {', '.join(f'{k} {v}' for k, v in sorted(dead.items()))}" if dead else "")
         + ")",
+        *cut,
         "  alerts           " + _alert_volume(r.decisions),
         f"  labelled         {m.transactions:,} ({m.frauds:,} fraud; {g.unlabelled:,} unlabelled; "
         f"{g.labels_pending:,} labels not yet known at the last event)",
@@ -458,3 +517,38 @@ def _alert_volume(decisions: Sequence[Decision]) -> str:
         f"{alerts:,} ({tiers.get('review', 0):,} review, {tiers.get('block', 0):,} block; "
         f"{alerts / max(len(decisions), 1):.2%} of all decisions, labelled or not)"
     )
+
+
+def top_scored(
+    decisions: Sequence[Decision], labels: Mapping[str, LabelInfo], n: int = 20
+) -> tuple[list[str], list[list[str]]]:
+    """The ``n`` highest-scored decisions as a report table (ties in source order)."""
+    ranked = sorted(range(len(decisions)), key=lambda i: (-decisions[i].score, i))[:n]
+    rows = []
+    for i in ranked:
+        d = decisions[i]
+        t = d.txn
+        top = max(d.reasons, key=lambda r: r.contribution, default=None)
+        info = labels.get(t.transaction_id)
+        rows.append(
+            [
+                t.transaction_id,
+                t.user_id,
+                iso(t.ts),
+                f"{t.amount:,.2f} {t.currency}",
+                f"{d.score:.4f}",
+                d.tier,
+                "-" if top is None else top.code,
+                "-" if info is None else ("fraud" if info.label == 1 else "legit"),
+            ]
+        )
+    head = ["transaction_id", "user", "time", "amount", "score", "tier", "top reason", "label"]
+    return head, rows
+
+
+def event_range(decisions: Sequence[Decision]) -> tuple[float, float] | None:
+    """The first and last event time among the decisions."""
+    if not decisions:
+        return None
+    ts = [d.txn.ts for d in decisions]
+    return min(ts), max(ts)

@@ -19,6 +19,7 @@ import orjson
 mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import numpy.typing as npt
 from matplotlib.figure import Figure
 
 from fraudflow.backtest.metrics import Confusion, Metrics, pr_curve, roc_curve
@@ -118,8 +119,16 @@ def card_table(m: Metrics) -> Table:
     )
 
 
-def plots(m: Metrics, y: Sequence[int], score: Sequence[float]) -> dict[str, bytes]:
-    """PNG bytes by file name: PR curve, ROC curve, alerts per day, score histogram by label."""
+def plots(
+    m: Metrics,
+    y: Sequence[int],
+    score: Sequence[float],
+    *,
+    thresholds: Thresholds | None = None,
+    all_scores: Sequence[float] = (),
+) -> dict[str, bytes]:
+    """PNG bytes by file name: PR curve, ROC curve, alerts per day, score histogram by label
+    (every decision's score when none is labelled), the review and block thresholds drawn."""
     ya = np.asarray(y, dtype=np.int64)
     sa = np.asarray(score, dtype=np.float64)
     out: dict[str, bytes] = {}
@@ -160,17 +169,118 @@ def plots(m: Metrics, y: Sequence[int], score: Sequence[float]) -> dict[str, byt
     ax.set(ylabel="alerts", title="Alerts per day (tier >= review)")
     save("alerts_per_day.png", fig)
 
+    save("score_histogram.png", score_histogram(ya, sa, thresholds, all_scores))
+    return out
+
+
+def score_histogram(
+    y: npt.NDArray[np.int64],
+    score: npt.NDArray[np.float64],
+    thresholds: Thresholds | None,
+    all_scores: Sequence[float] = (),
+) -> Figure:
+    """Score density by label (every score when none is labelled), with the review and
+    block thresholds as vertical lines."""
+    ya, sa = y, score
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(0.0, max(1.0, float(sa.max()) if sa.size else 1.0), 41).tolist()
+    every = np.asarray(all_scores, dtype=np.float64)
+    top = max([1.0, *(float(a.max()) for a in (sa, every) if a.size)])
+    bins = np.linspace(0.0, top, 41).tolist()
     for lab, name in ((0, "legitimate"), (1, "fraud")):
         sel = sa[ya == lab]
         if sel.size:
             ax.hist(sel, bins=bins, alpha=0.6, density=True, label=f"{name} ({sel.size:,})")
+    if not ya.size and every.size:
+        ax.hist(every, bins=bins, alpha=0.6, density=True, label=f"all, no labels ({every.size:,})")
+    if thresholds is not None:
+        for value, name, style in (
+            (thresholds.review, "review", "--"),
+            (thresholds.block, "block", "-"),
+        ):
+            ax.axvline(value, color="black", linestyle=style, label=f"{name} {value:g}")
     ax.set(xlabel="score", ylabel="density", title="Score by label")
-    if ax.get_legend_handles_labels()[0]:  # nothing to name without labelled rows
+    if ax.get_legend_handles_labels()[0]:
         ax.legend()
-    save("score_histogram.png", fig)
-    return out
+    return fig
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The configured tier thresholds drawn on the score plots."""
+
+    review: float
+    block: float
+
+
+@dataclass(frozen=True)
+class Section:
+    """One report section: a table with an optional sentence before it."""
+
+    name: str
+    table: Table
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``--compare``: the candidate against the baseline over the same input."""
+
+    baseline: str  # e.g. "this run (rules DIR)", with its versions
+    candidate: str
+    added: int  # alerts the candidate raises that the baseline does not
+    added_fraud: int
+    dropped: int
+    dropped_fraud: int
+    metrics: list[tuple[str, float | None, float | None]]
+    rules: list[tuple[str, int, int, int, int]]  # rule, hits a -> b, fraud hits a -> b
+    settings: list[tuple[str, str, str]]  # settings that differ: name, baseline, candidate
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"Going from the baseline to the candidate would add {self.added:,} alerts, "
+            f"{self.added_fraud:,} of them fraud, and drop {self.dropped:,}, "
+            f"{self.dropped_fraud:,} of them fraud."
+        )
+
+    def sections(self) -> list[Section]:
+        head = f"Baseline: {self.baseline}. Candidate: {self.candidate}. {self.sentence}"
+        out = [
+            Section(
+                "Compare: baseline vs candidate",
+                (
+                    ["metric", "baseline", "candidate", "delta"],
+                    [[n, _fmt(a), _fmt(b), _delta(a, b)] for n, a, b in self.metrics],
+                ),
+                head,
+            ),
+            Section(
+                "Compare: rules whose hits change",
+                (
+                    [
+                        "rule",
+                        "hits baseline",
+                        "hits candidate",
+                        "fraud hits baseline",
+                        "fraud hits candidate",
+                    ],
+                    [[r, *(_fmt(v) for v in (ha, hb, fa, fb))] for r, ha, hb, fa, fb in self.rules],
+                ),
+                "" if self.rules else "No rule's hits change.",
+            ),
+        ]
+        if self.settings:
+            out.append(
+                Section(
+                    "Compare: settings that differ",
+                    (["setting", "baseline", "candidate"], [list(r) for r in self.settings]),
+                )
+            )
+        return out
+
+
+def _delta(x: float | None, y: float | None) -> str:
+    return "-" if x is None or y is None else f"{y - x:+.4f}"
 
 
 @dataclass(frozen=True)
@@ -257,21 +367,26 @@ PLOT_TITLES = {
 }
 
 
-def render_markdown(title: str, tabs: dict[str, Table], images: Sequence[str]) -> str:
+def render_markdown(title: str, sections: Sequence[Section], images: Sequence[str]) -> str:
     """Markdown with the tables and links to the PNG files beside it."""
     lines = [f"# Backtest: {title}", ""]
-    for name, (head, rows) in tabs.items():
-        lines += [f"## {name}", "", "| " + " | ".join(head) + " |"]
-        lines.append("|" + "|".join("---" for _ in head) + "|")
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        lines.append("")
+    for sec in sections:
+        head, rows = sec.table
+        lines += [f"## {sec.name}", ""]
+        if sec.note:
+            lines += [sec.note, ""]
+        if rows:
+            lines.append("| " + " | ".join(head) + " |")
+            lines.append("|" + "|".join("---" for _ in head) + "|")
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+            lines.append("")
     lines += ["## Plots", ""]
     for img in images:
         lines += [f"![{PLOT_TITLES.get(img, img)}]({img})", ""]
     return "\n".join(lines)
 
 
-def render_html(title: str, tabs: dict[str, Table], images: dict[str, bytes]) -> str:
+def render_html(title: str, sections: Sequence[Section], images: dict[str, bytes]) -> str:
     """One HTML file, plots inlined as base64 PNG."""
     e = html.escape
     parts = [
@@ -282,12 +397,16 @@ def render_html(title: str, tabs: dict[str, Table], images: dict[str, bytes]) ->
         "td:first-child,th:first-child{text-align:left}</style></head><body>",
         f"<h1>Backtest: {e(title)}</h1>",
     ]
-    for name, (head, rows) in tabs.items():
-        parts.append(f"<h2>{e(name)}</h2><table><tr>")
-        parts.append("".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
-        for r in rows:
-            parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
-        parts.append("</table>")
+    for sec in sections:
+        head, rows = sec.table
+        parts.append(f"<h2>{e(sec.name)}</h2>")
+        if sec.note:
+            parts.append(f"<p>{e(sec.note)}</p>")
+        if rows:
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
+            for r in rows:
+                parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
+            parts.append("</table>")
     parts.append("<h2>Plots</h2>")
     for name, png in images.items():
         b64 = base64.b64encode(png).decode("ascii")
@@ -295,6 +414,19 @@ def render_html(title: str, tabs: dict[str, Table], images: dict[str, bytes]) ->
         parts.append(f"<h3>{alt}</h3><img alt='{alt}' src='data:image/png;base64,{b64}'>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the report says about the run beside its metrics (all optional): where the
+    records came from and with which settings, the top-scored transactions, ``--compare``."""
+
+    provenance: Sequence[tuple[str, str]] = ()
+    settings: Sequence[tuple[str, str, str]] = ()  # section.name, masked value, source
+    top: Table | None = None
+    comparison: Comparison | None = None
+    thresholds: Thresholds | None = None
+    all_scores: Sequence[float] = ()
 
 
 def write_report(
@@ -306,26 +438,45 @@ def write_report(
     title: str,
     baseline: Baseline | None = None,
     name: str = "this replay",
+    context: Context = Context(),
 ) -> list[Path]:
     """Write report.md, report.html, the PNGs and metrics.json into ``out``; returns the paths.
 
-    With ``baseline``, the report opens with both replays side by side (a table and
-    two plots); the rest describes this replay (``name``).
+    The report opens with the run's provenance and, with ``context.comparison``, the
+    ``--compare`` result; with ``baseline``, both replays side by side (a table and two
+    plots); the rest describes this replay (``name``).
     """
     out.mkdir(parents=True, exist_ok=True)
-    tabs = tables(m)
-    images = plots(m, y, score)
+    c = context
+    sections: list[Section] = []
+    if c.provenance:
+        sections.append(Section("Provenance", (["item", "value"], [list(r) for r in c.provenance])))
+    if c.comparison is not None:
+        sections += c.comparison.sections()
+    images = plots(m, y, score, thresholds=c.thresholds, all_scores=c.all_scores)
     if baseline is not None:
-        tabs = {f"Compared with {baseline.name}": compare_table(baseline, m, name), **tabs}
+        sections.append(Section(f"Compared with {baseline.name}", compare_table(baseline, m, name)))
         images = {**compare_plots(baseline, m, y, score, name), **images}
+    sections += [Section(k, t) for k, t in tables(m).items()]
+    if c.top is not None:
+        sections.append(Section("Top-scored transactions", c.top))
+    if c.settings:
+        sections.append(
+            Section(
+                "Settings",
+                (["setting", "value", "source"], [list(r) for r in c.settings]),
+                "Every setting not at its default, and every setting that shapes scores "
+                "(validation, features, model, ensemble, feedback, rules); secrets masked.",
+            )
+        )
     written: list[Path] = []
     for file, png in images.items():
         (out / file).write_bytes(png)
         written.append(out / file)
     md = out / "report.md"
-    md.write_text(render_markdown(title, tabs, list(images)), encoding="utf-8")
+    md.write_text(render_markdown(title, sections, list(images)), encoding="utf-8")
     page = out / "report.html"
-    page.write_text(render_html(title, tabs, images), encoding="utf-8")
+    page.write_text(render_html(title, sections, images), encoding="utf-8")
     js = out / "metrics.json"
     js.write_bytes(orjson.dumps(m.to_dict(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
     return [*written, md, page, js]

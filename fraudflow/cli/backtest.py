@@ -10,6 +10,7 @@ import logging
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,25 +22,34 @@ from fraudflow.backtest.replay import (
     Graded,
     LabelInfo,
     Replay,
+    Window,
     count_records,
+    event_range,
     grade,
     input_source,
     interleave_labels,
+    outside_window,
     read_label_file,
     read_labels,
     replay,
     summary_text,
+    top_scored,
     write_scores,
 )
-from fraudflow.backtest.report import Baseline, write_report
-from fraudflow.cli.common import add_settings_flags, fail, settings_from_args
-from fraudflow.config.settings import ConfigError, Settings, load_settings, parse_duration
+from fraudflow.backtest.report import Baseline, Comparison, Context, Thresholds, write_report
+from fraudflow.cli.common import add_settings_flags, fail, resolved_from_args
+from fraudflow.config.settings import (
+    ConfigError,
+    Settings,
+    differences,
+    load_settings,
+    parse_duration,
+)
 from fraudflow.connectors.csv_source import missing_columns
-from fraudflow.connectors.files import JsonLinesSource
 from fraudflow.connectors.kafka import client_config
 from fraudflow.connectors.kafka_range import export_range
 from fraudflow.connectors.stop import graceful_stop, stop_reason
-from fraudflow.records import Decision
+from fraudflow.records import Decision, iso
 from fraudflow.training.featurelog import log_record, write_feature_log
 from fraudflow.training.risk import RiskParams
 from fraudflow.training.simulate import retrain_report
@@ -64,12 +74,12 @@ def register(sub: Any) -> None:
     p.add_argument("--topic", metavar="T", help="the topic to replay (with --brokers)")
     p.add_argument(
         "--from", dest="start", metavar="TIME",
-        help="first Kafka record time to replay (RFC 3339 with a zone, or epoch ms; "
-        "with --topic only) [topic start]",
+        help="first time to replay (RFC 3339 with a zone, or epoch ms): a topic's Kafka "
+        "record time, a file's event time (timestamp); inclusive [start]",
     )  # fmt: skip
     p.add_argument(
         "--to", dest="end", metavar="TIME",
-        help="replay records before this Kafka record time (after --from) [topic end]",
+        help="replay records before this time (after --from; exclusive) [end]",
     )  # fmt: skip
     p.add_argument(
         "--labels",
@@ -118,9 +128,14 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def load(args: argparse.Namespace) -> Settings:
-    """Settings from --config/env/--rules, with recovery off (a replay starts fresh)."""
-    return settings_from_args(args, SETTINGS).replace(recovery_dir=None)
+SHAPES_SCORES = ("validation", "features", "model", "ensemble", "feedback", "rules")
+
+
+def load(args: argparse.Namespace) -> tuple[Settings, list[tuple[str, str, str]]]:
+    """Settings from --config/env/--rules, with recovery off (a replay starts fresh), and
+    the report's settings rows: every non-default one and all that shape scores, masked."""
+    r = resolved_from_args(args, SETTINGS)
+    return r.settings.replace(recovery_dir=None), r.rows(SHAPES_SCORES)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -130,17 +145,12 @@ def main(args: argparse.Namespace) -> int:
     if args.labels is not None and not args.labels.is_file():
         return fail(f"--labels {args.labels}: no such file")
     try:
-        settings = load(args)
+        settings, settings_rows = load(args)
         start_ms, end_ms = _millis(args.start, "--from"), _millis(args.end, "--to")
     except (ConfigError, ValueError) as exc:
         return fail(str(exc))
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         return fail(f"--from {args.start} is not before --to {args.end}")
-    if args.input is not None and (start_ms is not None or end_ms is not None):
-        return fail(
-            "--from/--to select a time range of a Kafka topic (--topic); with --input, cut "
-            "the file to the range first (they would otherwise be ignored)"
-        )
     with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
         if args.topic is not None:
             if not args.brokers:
@@ -153,17 +163,24 @@ def main(args: argparse.Namespace) -> int:
             except (RuntimeError, KafkaException) as exc:
                 return fail(str(exc))
             title = f"{args.topic} [{args.start or 'start'}, {args.end or 'end'})"
+            source = f"Kafka topic {args.topic} at {args.brokers}"
         else:
             if not args.input.is_file():
                 return fail(f"--input {args.input}: no such file")
             paths, title = [args.input], str(args.input)
+            source = f"file {args.input.resolve()}"
             if args.input.suffix.lower() == ".csv" and (missing := missing_columns(args.input)):
                 return fail(
                     f"--input {args.input}: the CSV header has no column "
                     f"{', '.join(missing)} (every row would be dead-lettered)"
                 )
+        window = None
+        if args.input is not None and (start_ms is not None or end_ms is not None):
+            window = Window(start_ms, end_ms)  # a topic is cut by export_range
+            title += f" [{args.start or 'start'}, {args.end or 'end'})"
+        run = Run(settings, settings_rows, paths, title, source, window)
         with graceful_stop():
-            code = _backtest(args, settings, paths, title)
+            code = _backtest(args, run)
         return report_stop(code)
 
 
@@ -196,24 +213,44 @@ def report_stop(code: int) -> int:
     return code
 
 
-def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], title: str) -> int:
+@dataclass(frozen=True)
+class Run:
+    """What a backtest replays and with which settings (and what its report says of them)."""
+
+    settings: Settings
+    settings_rows: list[tuple[str, str, str]]
+    paths: list[Path]
+    title: str
+    source: str  # "file PATH" or "Kafka topic T at BROKERS"
+    window: Window | None = None  # --from/--to over a file's event times
+
+
+def _backtest(args: argparse.Namespace, run: Run) -> int:
+    settings, paths = run.settings, run.paths
+    window = run.window
     total = sum(count_records(p) for p in paths)
     try:
         labels = read_label_file(args.labels) if args.labels else read_labels(paths)
     except ValueError as exc:
         return fail(str(exc))
+    outside = None
+    if window is not None:
+        n_out, ids_out = outside_window(paths, window)
+        total -= n_out
+        labels = {k: v for k, v in labels.items() if k not in ids_out}  # never replayed
+        outside = (n_out, f"[{args.start or 'start'}, {args.end or 'end'})")
     progress = not args.quiet
     with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
         if args.feedback == "off":
-            result = replay(settings, input_source(paths), total=total, progress=progress)
+            result = replay(settings, input_source(paths, window), total=total, progress=progress)
         else:
             fed = interleave_labels(paths, labels, args.label_delay, Path(tmp))
             on = settings.replace(feedback=True)
             if args.feedback == "compare":
-                base = replay(settings, input_source(paths), total=total, progress=progress)
+                base = replay(settings, input_source(paths, window), total=total, progress=progress)
                 base_graded = grade(base.decisions, labels, args.label_delay)
             result = replay(
-                on, JsonLinesSource(fed), total=total + len(labels), progress=progress,
+                on, input_source(fed, window), total=total + len(labels), progress=progress,
                 interleaved_labels=True,
             )  # fmt: skip
     graded = grade(result.decisions, labels, args.label_delay)
@@ -224,6 +261,32 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
     if args.retrain is not None:
         print(retrain_text(result.decisions, labels, args.label_delay, args.retrain))
         print()
+    print(summary_text(result, graded, outside))
+    if args.feedback == "compare":
+        print()
+        print(
+            compare_text(
+                comparison(
+                    base, base_graded, result, graded,
+                    labels=labels, name="feedback on", baseline="feedback off",
+                )
+            )
+        )  # fmt: skip
+    cmp = None
+    if args.compare is not None:
+        try:
+            other = compare_settings(args, settings, args.compare)
+        except ConfigError as exc:
+            return fail(str(exc))
+        result_b = replay(other, input_source(paths, window), total=total, progress=progress)
+        graded_b = grade(result_b.decisions, labels, args.label_delay)
+        cmp = comparison(
+            result, graded, result_b, graded_b, labels=labels,
+            name=f"--compare {args.compare}", baseline=f"this run (rules {settings.rules.rules})",
+            settings=differences(settings, other),
+        )  # fmt: skip
+        print()
+        print(compare_text(cmp))
     if args.report is not None:
         baseline = None
         if args.feedback == "compare":
@@ -231,38 +294,69 @@ def _backtest(args: argparse.Namespace, settings: Settings, paths: list[Path], t
                 "feedback off", base_graded.metrics, base_graded.y, base_graded.scores
             )
         write_report(
-            args.report, graded.metrics, graded.y, graded.scores, title=title,
+            args.report, graded.metrics, graded.y, graded.scores, title=run.title,
             baseline=baseline, name="feedback on" if args.feedback != "off" else "this replay",
+            context=report_context(
+                args, run, result, labels, cmp, outside=None if outside is None else outside[0]
+            ),
         )  # fmt: skip
-    print(summary_text(result, graded))
-    if args.feedback == "compare":
-        print()
-        print(
-            compare_text(
-                base, base_graded, result, graded,
-                labels=labels, name="feedback on", baseline="feedback off",
-            )
-        )  # fmt: skip
-    if args.compare is not None:
-        try:
-            other = compare_settings(args, settings, args.compare)
-        except ConfigError as exc:
-            return fail(str(exc))
-        result_b = replay(other, input_source(paths), total=total, progress=progress)
-        graded_b = grade(result_b.decisions, labels, args.label_delay)
-        print()
-        print(
-            compare_text(
-                result,
-                graded,
-                result_b,
-                graded_b,
-                labels=labels,
-                name=f"--compare {args.compare}",
-                baseline=f"this run (rules {settings.rules.rules})",
+    return 0
+
+
+def report_context(
+    args: argparse.Namespace,
+    run: Run,
+    result: Replay,
+    labels: Mapping[str, LabelInfo],
+    cmp: Comparison | None,
+    *,
+    outside: int | None = None,
+) -> Context:
+    """The report's provenance, settings, top-scored table and ``--compare`` result."""
+    span = event_range(result.decisions)
+    versions: dict[str, set[str]] = {"rules": set(), "model": set()}
+    in_force: set[float] = set()
+    for d in result.decisions:
+        versions["rules"].add(d.rules_version)
+        versions["model"].add(d.model_version)
+        in_force.add(round(d.review_threshold, 6))
+    e = run.settings.ensemble
+    prov = [
+        ("input", run.source),
+        ("requested range", f"[{args.start or 'start'}, {args.end or 'end'})"),
+        (
+            "event time covered",
+            "no decisions" if span is None else f"{iso(span[0])} to {iso(span[1])}",
+        ),
+        ("decisions", f"{len(result.decisions):,} (dead-lettered {len(result.dead_letters):,})"),
+        *(
+            [("outside the range", f"{outside:,} records, not scored")]
+            if outside is not None
+            else []
+        ),
+        ("labels", str(args.labels) if args.labels else "the input's _label fields"),
+        ("label delay", str(args.label_delay)),
+        ("feedback", args.feedback),
+        ("rules directory", str(run.settings.rules.rules)),
+        ("rules version(s)", ", ".join(sorted(versions["rules"])) or result.rules_version),
+        ("model version(s)", ", ".join(sorted(versions["model"])) or result.model_version),
+        ("thresholds (configured)", f"review {e.review_threshold:g}, block {e.block_threshold:g}"),
+    ]
+    if in_force - {round(e.review_threshold, 6)}:
+        prov.append(
+            (
+                "review threshold in force",
+                f"{min(in_force):g} to {max(in_force):g} (the alert budget raised it)",
             )
         )
-    return 0
+    return Context(
+        provenance=prov,
+        settings=run.settings_rows,
+        top=top_scored(result.decisions, labels, 20),
+        comparison=cmp,
+        thresholds=Thresholds(e.review_threshold, e.block_threshold),
+        all_scores=[d.score for d in result.decisions],
+    )
 
 
 def retrain_text(
@@ -293,7 +387,7 @@ def compare_settings(args: argparse.Namespace, base: Settings, what: Path) -> Se
     raise ConfigError(f"--compare {what}: no such directory or file")
 
 
-def compare_text(
+def comparison(
     ra: Replay,
     ga: Graded,
     rb: Replay,
@@ -302,7 +396,8 @@ def compare_text(
     labels: Mapping[str, LabelInfo],
     name: str,
     baseline: str,
-) -> str:
+    settings: list[tuple[str, str, str]] | None = None,
+) -> Comparison:
     """Metric and per-rule deltas of the candidate B against the baseline A, and the
     alerts B adds and drops (counted over every decision, labelled or not)."""
     ma, mb = ga.metrics, gb.metrics
@@ -327,6 +422,28 @@ def compare_text(
         ("card precision@100", ma.mean_card_precision, mb.mean_card_precision),
     ]
     rows += [(f"precision@{k}", ma.precision_at[k], mb.precision_at[k]) for k in ma.precision_at]
+    rules = []
+    for rid in sorted(set(ma.rules) | set(mb.rules)):
+        sa, sb = ma.rules.get(rid), mb.rules.get(rid)
+        ha, hb = (sa.hits if sa else 0), (sb.hits if sb else 0)
+        fa, fb = (sa.fraud_hits if sa else 0), (sb.fraud_hits if sb else 0)
+        if (ha, fa) != (hb, fb):
+            rules.append((rid, ha, hb, fa, fb))
+    return Comparison(
+        baseline=f"{baseline} (rules {ra.rules_version}, model {ra.model_version})",
+        candidate=f"{name} (rules {rb.rules_version}, model {rb.model_version})",
+        added=len(added),
+        added_fraud=fraud(added),
+        dropped=len(dropped),
+        dropped_fraud=fraud(dropped),
+        metrics=rows,
+        rules=rules,
+        settings=settings or [],
+    )
+
+
+def compare_text(c: Comparison) -> str:
+    """The comparison as stdout lines."""
 
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.4f}"
@@ -335,19 +452,16 @@ def compare_text(
         return "-" if x is None or y is None else f"{y - x:+.4f}"
 
     lines = [
-        f"compare: baseline {baseline} (rules {ra.rules_version}, model {ra.model_version}) "
-        f"-> candidate {name} (rules {rb.rules_version}, model {rb.model_version})",
-        f"  going from the baseline to the candidate would add {len(added):,} alerts, "
-        f"{fraud(added):,} of them fraud, and drop {len(dropped):,}, "
-        f"{fraud(dropped):,} of them fraud",
+        f"compare: baseline {c.baseline} -> candidate {c.candidate}",
+        f"  going from the baseline to the candidate would add {c.added:,} alerts, "
+        f"{c.added_fraud:,} of them fraud, and drop {c.dropped:,}, "
+        f"{c.dropped_fraud:,} of them fraud",
         f"  {'metric':<22}{'baseline':>10}{'candidate':>10}{'delta':>10}",
     ]
-    lines += [f"  {n:<22}{f(x):>10}{f(y):>10}{delta(x, y):>10}" for n, x, y in rows]
+    lines += [f"  {n:<22}{f(x):>10}{f(y):>10}{delta(x, y):>10}" for n, x, y in c.metrics]
     lines.append(f"  {'rule':<30}{'hits':>14}{'fraud hits':>16}")
-    for rid in sorted(set(ma.rules) | set(mb.rules)):
-        sa, sb = ma.rules.get(rid), mb.rules.get(rid)
-        ha, hb = (sa.hits if sa else 0), (sb.hits if sb else 0)
-        fa, fb = (sa.fraud_hits if sa else 0), (sb.fraud_hits if sb else 0)
-        if (ha, fa) != (hb, fb):
-            lines.append(f"  {rid:<30}{ha:>6,} -> {hb:<6,}{fa:>8,} -> {fb:<6,}")
+    for rid, ha, hb, fa, fb in c.rules:
+        lines.append(f"  {rid:<30}{ha:>6,} -> {hb:<6,}{fa:>8,} -> {fb:<6,}")
+    for setting, va, vb in c.settings:
+        lines.append(f"  setting {setting}: {va} -> {vb}")
     return "\n".join(lines)

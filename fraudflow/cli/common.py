@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from fraudflow.config.settings import FIELDS, ConfigError, Settings, _fmt, load_settings
+from fraudflow.config.settings import FIELDS, ConfigError, Resolved, Settings, _fmt, resolve
 from fraudflow.observability.progress import progress
 from fraudflow.observability.stats import RunStats
 from fraudflow.sinks.retry import secret_parts
@@ -44,9 +44,18 @@ def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) ->
 
 def settings_from_args(args: argparse.Namespace, names: Sequence[str], **fixed: Any) -> Settings:
     """YAML, then environment, then these flags (and ``fixed`` values)."""
+    return resolved_from_args(args, names, **fixed).settings
+
+
+def resolved_from_args(args: argparse.Namespace, names: Sequence[str], **fixed: Any) -> Resolved:
+    """As :func:`settings_from_args`, with where each value came from (``config
+    --effective``); unknown ``FRAUDFLOW_*`` variables are warned about as by ``load_settings``."""
     flags = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     flags.update(fixed)
-    return load_settings(getattr(args, "config", None), flags)
+    r = resolve(getattr(args, "config", None), flags)
+    for line in r.warnings:
+        logging.getLogger("fraudflow.config").warning("%s", line)
+    return r
 
 
 def warn_secret_flags(args: argparse.Namespace) -> None:
@@ -70,12 +79,6 @@ def warn_secret_flags(args: argparse.Namespace) -> None:
 def fail(message: str, code: int = 2) -> int:
     print(f"fraudflow: error: {message}", file=sys.stderr)
     return code
-
-
-
-
-
-
 
 
 def print_summary(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,15 @@ from fraudflow.cli.common import (
     settings_from_args,
     warn_secret_flags,
 )
-from fraudflow.config.settings import ConfigError
+from fraudflow.config.settings import ConfigError, Settings
 from fraudflow.connectors.broker import EmbeddedBroker
+from fraudflow.connectors.preflight import high_watermarks
 from fraudflow.connectors.stop import graceful_stop
 from fraudflow.connectors.topics import read_topic
 from fraudflow.flows.detection import build_flow
 from fraudflow.flows.wiring import kafka_io, run_flow
 from fraudflow.generator.stream import produce_to_kafka
-from fraudflow.observability.metrics import start_metrics_server
+from fraudflow.observability import health
 from fraudflow.observability.progress import progress
 
 # a directory holding this file was made by the demo; only its own files are replaced
@@ -97,6 +99,7 @@ def main(args: argparse.Namespace) -> int:
                 exit_at_end=True,
                 **TOPICS,
             )
+            serve_health(settings)
         except ConfigError as exc:
             return fail(str(exc))
         for name in ("alerts_topic", "dlq_topic"):
@@ -115,12 +118,18 @@ def main(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
         say(f"produced {produced.count:,} transactions; running the detection flow ...")
+        health.set_check("kafka", True, f"embedded broker on {broker.bootstrap}, topics made")
         io = kafka_io(settings)
-        if settings.sinks.metrics_port is not None:
-            start_metrics_server(settings.sinks.metrics_port, settings.sinks.metrics_host)
+        health.set_check("sinks", True, "migrations applied, stores answer")
         flow = build_flow(settings, io)
-        with graceful_stop(), progress(io.stats, enabled=not args.quiet):
-            run_flow(flow, settings)
+        health.set_check("rules", True, str(settings.rules.rules))
+        lag_stop = threading.Event()
+        health.watch_lag(lambda parts: high_watermarks(settings, parts), lag_stop)
+        try:
+            with graceful_stop(), progress(io.stats, enabled=not args.quiet):
+                run_flow(flow, settings)
+        finally:
+            lag_stop.set()
         alerts = read_topic(broker.bootstrap, TOPICS["alerts_topic"])
         dead = read_topic(broker.bootstrap, TOPICS["dlq_topic"])
     _write(out / "alerts.jsonl", alerts)
@@ -142,6 +151,20 @@ def main(args: argparse.Namespace) -> int:
         f"\nNext: fraudflow evaluate --alerts {out / 'alerts.jsonl'} --truth {out / 'truth.jsonl'}"
     )
     return 0 if ok else 1
+
+
+def serve_health(settings: Settings) -> None:
+    """With ``--metrics-port``: ``/metrics``, ``/healthz`` and ``/readyz`` as ``run`` serves
+    them (:mod:`fraudflow.observability.health`); a busy port is a ``ConfigError``."""
+    health.reset()
+    s = settings.sinks
+    if s.metrics_port is None:
+        return
+    try:
+        health.serve(s.metrics_port, s.metrics_host)
+    except (OSError, OverflowError, ValueError) as exc:
+        msg = f"sinks.metrics_port: cannot serve on {s.metrics_host}:{s.metrics_port}: {exc}"
+        raise ConfigError(msg) from None
 
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:

@@ -6,7 +6,6 @@ The maths is :mod:`fraudflow.backtest.evaluation`.
 from __future__ import annotations
 
 import argparse
-import os
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ from fraudflow.backtest.evaluation import (
     report,
 )
 from fraudflow.cli.common import fail
+from fraudflow.config.settings import ConfigError, resolve
 from fraudflow.connectors.topics import read_topic
 
 
@@ -61,9 +61,9 @@ def register(sub: Any) -> None:
     )
     src.add_argument(
         "--brokers",
-        default=os.environ.get("FRAUDFLOW_BROKERS"),
         metavar="HOST:PORT",
-        help="Kafka bootstrap servers for --alerts-topic (env FRAUDFLOW_BROKERS)",
+        help="Kafka bootstrap servers for --alerts-topic (env FRAUDFLOW_BROKERS, or "
+        "kafka.brokers of FRAUDFLOW_CONFIG)",
     )
     gt = p.add_argument_group("ground truth (one of)")
     gt.add_argument(
@@ -97,8 +97,15 @@ def register(sub: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     if (args.alerts is None) == (args.alerts_topic is None):
         return fail("give either --alerts FILE.jsonl or --alerts-topic TOPIC (with --brokers)")
-    if args.alerts_topic is not None and not args.brokers:
-        return fail("--alerts-topic needs --brokers HOST:PORT (or FRAUDFLOW_BROKERS)")
+    brokers = ""
+    if args.alerts_topic is not None:
+        flags = {"brokers": args.brokers} if args.brokers is not None else {}
+        try:  # the one settings surface: errors name the flag or variable
+            brokers = ",".join(resolve(None, flags).settings.kafka.brokers)
+        except ConfigError as exc:
+            return fail(str(exc))
+        if not brokers:
+            return fail("--alerts-topic needs --brokers HOST:PORT (or FRAUDFLOW_BROKERS)")
     if (args.truth is None) == (args.input is None):
         return fail("give either --truth FILE.jsonl or --input FILE.jsonl")
     skipped: Counter[str] = Counter()
@@ -106,9 +113,7 @@ def main(args: argparse.Namespace) -> int:
         if args.alerts is not None:
             alerts: list[dict[str, Any]] = list(read_jsonl(args.alerts, skipped))
         else:
-            alerts = read_topic(
-                args.brokers, args.alerts_topic, timeout=args.timeout, skipped=skipped
-            )
+            alerts = read_topic(brokers, args.alerts_topic, timeout=args.timeout, skipped=skipped)
         result = evaluate(alerts, read_jsonl(args.truth or args.input, skipped))
     except (OSError, RuntimeError) as exc:
         return fail(str(exc))

@@ -6,7 +6,6 @@ The library is :mod:`fraudflow.generator.stream`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 
 from fraudflow.cli.common import fail
+from fraudflow.config.settings import ConfigError, resolve
 from fraudflow.generator import DEFAULT_START
 from fraudflow.generator.stream import (
     RETAIL,
@@ -94,9 +94,9 @@ def register(sub: Any) -> None:
     dest = p.add_argument_group("destination (one of)")
     dest.add_argument(
         "--brokers",
-        default=os.environ.get("FRAUDFLOW_BROKERS"),
         metavar="HOST:PORT",
-        help="Kafka bootstrap servers (env FRAUDFLOW_BROKERS)",
+        help="Kafka bootstrap servers (env FRAUDFLOW_BROKERS, or kafka.brokers of "
+        "FRAUDFLOW_CONFIG; used only without --out)",
     )
     dest.add_argument(
         "--out",
@@ -106,8 +106,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--topic",
-        default=os.environ.get("FRAUDFLOW_INPUT_TOPIC", "transactions"),
-        help="topic to produce to (env FRAUDFLOW_INPUT_TOPIC) [default: %(default)s]",
+        help="topic to produce to (env FRAUDFLOW_INPUT_TOPIC, or kafka.input_topic of "
+        "FRAUDFLOW_CONFIG) [default: transactions]",
     )
     p.add_argument(
         "--count", type=_non_negative_int, required=True, help="valid transactions to produce"
@@ -220,9 +220,30 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
+def destination(args: argparse.Namespace) -> tuple[str, str] | None:
+    """Brokers and topic through the one settings surface (flags, then ``FRAUDFLOW_*``
+    variables, then ``FRAUDFLOW_CONFIG``'s file, as ``config --effective`` resolves them);
+    None with ``--out``, where a broker setting from the environment does not count.
+    Raises ``ConfigError`` naming the flag or variable of a bad value."""
+    if args.out is not None:
+        return None
+    flags = {"brokers": args.brokers, "input_topic": args.topic}
+    k = resolve(None, {n: v for n, v in flags.items() if v is not None}).settings.kafka
+    if not k.brokers:
+        raise ConfigError(
+            "give either --brokers HOST:PORT (or FRAUDFLOW_BROKERS) with --topic, "
+            "or --out FILE.jsonl"
+        )
+    return ",".join(k.brokers), k.input_topic
+
+
 def main(args: argparse.Namespace) -> int:
-    if (args.out is None) == (args.brokers is None):
+    if args.out is not None and args.brokers is not None:
         return fail("give either --brokers HOST:PORT (with --topic) or --out FILE.jsonl")
+    try:
+        kafka = destination(args)
+    except ConfigError as exc:
+        return fail(str(exc))
     if not 0 <= args.anomaly_rate <= 0.5:
         return fail(f"--anomaly-rate must be within [0, 0.5], got {args.anomaly_rate}")
     if args.world != RETAIL and (args.event_rate is not None or args.compromised_merchants):
@@ -247,13 +268,13 @@ def main(args: argparse.Namespace) -> int:
         "world": args.world,
     }
     try:
-        if args.out is not None:
+        if kafka is None:
             out = sys.stdout.buffer if to_stdout else args.out
             summary = produce_to_file(out, args.count, **common)
         else:
             summary = produce_to_kafka(
-                args.brokers,
-                args.topic,
+                kafka[0],
+                kafka[1],
                 args.count,
                 partitions=args.partitions,
                 config=args.kafka_config,

@@ -773,6 +773,15 @@ def masked_lines(s: Settings) -> list[str]:
     return [line for _name, line in _lines(s)]
 
 
+def differences(a: Settings, b: Settings) -> list[tuple[str, str, str]]:
+    """``(section.name, value in a, value in b)`` for each setting that differs, masked."""
+    return [
+        (la.split(" = ", 1)[0], la.split(" = ", 1)[1], lb.split(" = ", 1)[1])
+        for (_n, la), (_m, lb) in zip(_lines(a), _lines(b), strict=True)
+        if la != lb
+    ]
+
+
 def _lines(s: Settings) -> list[tuple[str, str]]:
     return [
         (name, f"{sec}.{name} = {_shown(masked(getattr(getattr(s, sec), name)))}")
@@ -788,6 +797,16 @@ class Resolved:
     settings: Settings
     sources: Mapping[str, str]
     warnings: tuple[str, ...]
+
+    def rows(self, sections: Iterable[str] = ()) -> list[tuple[str, str, str]]:
+        """``(section.name, masked value, source)`` for every setting not at its default,
+        and every setting of ``sections`` whatever its source (a report's provenance)."""
+        keep = set(sections)
+        return [
+            (line.split(" = ", 1)[0], line.split(" = ", 1)[1], src)
+            for name, line in _lines(self.settings)
+            if (src := self.sources.get(name, "default")) != "default" or FIELDS[name][0] in keep
+        ]
 
     def effective_lines(self) -> list[str]:
         """``section.name = value  [source]`` for every setting, secrets masked."""

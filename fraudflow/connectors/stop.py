@@ -79,6 +79,19 @@ def graceful_stop() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def install_stop_handlers() -> bool:
+    """SIGTERM and SIGINT stop the input from now on, for the rest of the process (the
+    ``python -m bytewax.run ...:get_flow()`` entry point, which has no ``with`` around the
+    run). Only from the main thread; returns whether the handlers were installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    STOP.clear()
+    _received.clear()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, _on_signal)
+    return True
+
+
 class _StoppableStateful(StatefulSourcePartition[Any, Any]):
     def __init__(self, inner: StatefulSourcePartition[Any, Any]) -> None:
         self._inner = inner

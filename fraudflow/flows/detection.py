@@ -23,7 +23,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from fraudflow.config.settings import Settings, load_settings
-from fraudflow.connectors.stop import stoppable
+from fraudflow.connectors.stop import install_stop_handlers, stoppable
 from fraudflow.flows.io import FlowIO
 from fraudflow.flows.wiring import kafka_io
 from fraudflow.operators.decide.budget import AlertBudget
@@ -190,9 +190,17 @@ def build_flow(
     return flow
 
 
-def get_flow(environ: dict[str, str] | None = None) -> Dataflow:
-    """The production flow from ``FRAUDFLOW_*`` settings, for ``python -m bytewax.run``."""
+def get_flow(environ: dict[str, str] | None = None, *, graceful: bool = True) -> Dataflow:
+    """The production flow from ``FRAUDFLOW_*`` settings, for ``python -m bytewax.run``.
+
+    ``graceful``: SIGTERM/SIGINT stop the input and the flow drains as at end of input,
+    as under ``fraudflow run`` (:func:`~fraudflow.connectors.stop.install_stop_handlers`;
+    bytewax.run calls this in its main thread, just before it runs the flow). The handlers
+    stay for the rest of the process: build the flow with :func:`build_flow` to embed it.
+    """
     settings = load_settings(environ=environ)
+    if graceful:
+        install_stop_handlers()
     return build_flow(
         settings, kafka_io(settings), keep_state=settings.recovery.recovery_dir is not None
     )

@@ -21,6 +21,7 @@ from bytewax.recovery import init_db_dir
 from confluent_kafka import Producer
 
 from fraudflow.cli.bench.ceiling import TopicWatcher, measure_ceiling
+from fraudflow.config.settings import ConfigError, masked, resolve
 from fraudflow.connectors.broker import free_port
 from fraudflow.connectors.topics import ensure_topic
 from fraudflow.generator import MEAN_DAILY_TXNS, generate
@@ -397,8 +398,7 @@ class Bench:
             "warmup_excluded_s": warm,
             "snapshot_interval": c.snapshot_interval,
             "recovery": True,
-            "flow_kafka_config": os.environ.get("FRAUDFLOW_KAFKA_CONFIG", ""),
-            "flow_source_batch_size": os.environ.get("FRAUDFLOW_SOURCE_BATCH_SIZE", "1000"),
+            **flow_client_settings(),
             "clients": "bench producer linger.ms=1 acks=all; alert consumer fetch.wait.max.ms=5",
             **summ,
             "all": latency_summary(x for _t, x in pairs),
@@ -546,3 +546,18 @@ def _seconds(text: str) -> float:
     return (
         float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
     )
+
+
+def flow_client_settings() -> dict[str, str]:
+    """The Kafka client settings the benchmarked ``fraudflow run`` resolves from this
+    environment (one settings surface; librdkafka values with secret-like keys masked)."""
+    try:
+        r = resolve()
+    except ConfigError as exc:
+        return {"flow_settings_error": str(exc)}
+    k = r.settings.kafka
+    shown = masked(k.kafka_config)
+    return {
+        "flow_kafka_config": ",".join(f"{key}={v}" for key, v in shown.items()),
+        "flow_source_batch_size": str(k.source_batch_size),
+    }

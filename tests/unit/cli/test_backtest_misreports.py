@@ -65,22 +65,18 @@ def test_a_garbage_labels_file_is_refused_with_its_line(
         ("2025-01-03T00:00:00Z", "2025-01-02T00:00:00Z", "not before"),
     ],
 )
+@pytest.mark.parametrize("source", ["topic", "file"])
 def test_from_and_to_are_validated(
-    capsys: pytest.CaptureFixture[str], start: str, end: str | None, why: str
-) -> None:
-    argv = ["backtest", "--brokers", "127.0.0.1:1", "--topic", "t", "--from", start]
+    history: Path, capsys: pytest.CaptureFixture[str],
+    start: str, end: str | None, why: str, source: str,
+) -> None:  # fmt: skip
+    given = ["--brokers", "127.0.0.1:1", "--topic", "t"] if source == "topic" else []
+    given = given or ["--input", str(history), "--quiet"]
+    argv = ["backtest", *given, "--from", start]
     if end is not None:
         argv += ["--to", end]
     assert cli_main(argv) == 2
     assert why in capsys.readouterr().err
-
-
-def test_from_with_a_file_is_refused_not_ignored(
-    history: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["backtest", "--input", str(history), "--from", "2025-01-02T00:00:00Z", "--quiet"]
-    assert cli_main(argv) == 2
-    assert "--from/--to" in capsys.readouterr().err
 
 
 def test_alert_volume_is_reported_without_labels(
