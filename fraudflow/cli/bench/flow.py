@@ -22,6 +22,7 @@ from confluent_kafka import Producer
 
 from fraudflow.cli.bench.ceiling import TopicWatcher, measure_ceiling
 from fraudflow.connectors.broker import free_port
+from fraudflow.connectors.kafka import SOURCE_FETCH_WAIT_MS
 from fraudflow.connectors.topics import ensure_topic
 from fraudflow.generator import MEAN_DAILY_TXNS, generate
 from fraudflow.generator.stream import produce_to_kafka
@@ -398,6 +399,7 @@ class Bench:
             "snapshot_interval": c.snapshot_interval,
             "recovery": True,
             "flow_kafka_config": os.environ.get("FRAUDFLOW_KAFKA_CONFIG", ""),
+            "flow_source_fetch_wait_default_ms": SOURCE_FETCH_WAIT_MS,
             "flow_source_batch_size": os.environ.get("FRAUDFLOW_SOURCE_BATCH_SIZE", "1000"),
             "clients": "bench producer linger.ms=1 acks=all; alert consumer fetch.wait.max.ms=5",
             **summ,
