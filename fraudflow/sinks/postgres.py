@@ -47,6 +47,7 @@ from fraudflow.sinks.rejects import Rejects
 from fraudflow.sinks.retry import Retrier, scrub, secret_parts
 from fraudflow.sinks.schema import (
     apply_migrations,
+    create_stage,
     detect_timescale,
     ensure_month_partition,
     existing_partitions,
@@ -199,14 +200,7 @@ class _PostgresPartition(StatelessSinkPartition[Decision]):
             self._partitioned = table_layout(conn, "alerts") == "partitioned"
             if self._partitioned:
                 self._known = set().union(*(existing_partitions(conn, t) for t in self._tables))
-            stage_cols = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in WRITE_COLUMNS
-            )
-            conn.execute(
-                sql.SQL("create temp table if not exists {} ({}) on commit delete rows").format(
-                    sql.Identifier(STAGE), stage_cols
-                )
-            )
+            create_stage(conn, STAGE, WRITE_COLUMNS)
         except BaseException:
             conn.close()
             raise

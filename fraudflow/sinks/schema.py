@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -350,6 +351,21 @@ def apply_migrations(
             )
             applied.append(m.id)
     return applied
+
+
+def create_stage(
+    conn: psycopg.Connection[Any], name: str, columns: Sequence[tuple[str, str]]
+) -> None:
+    """The session's temporary staging table ``name`` (``columns``: name, SQL type) that a
+    sink COPYs one batch into; emptied at every commit."""
+    cols = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns
+    )
+    conn.execute(
+        sql.SQL("create temp table if not exists {} ({}) on commit delete rows").format(
+            sql.Identifier(name), cols
+        )
+    )
 
 
 def table_layout(conn: psycopg.Connection[tuple[object, ...]], table: str = "alerts") -> str:

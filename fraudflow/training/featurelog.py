@@ -28,7 +28,13 @@ from psycopg import sql
 from fraudflow.config.settings import Secret
 from fraudflow.records import Decision
 from fraudflow.sinks.retry import Retrier, secret_parts
-from fraudflow.sinks.schema import ensure_month_partition, month_start, partition_name, table_layout
+from fraudflow.sinks.schema import (
+    create_stage,
+    ensure_month_partition,
+    month_start,
+    partition_name,
+    table_layout,
+)
 from fraudflow.training.model import model_inputs
 from fraudflow.training.schema import FEATURE_LOG, FEATURE_LOG_WRITE, ensure_training_schema
 
@@ -131,14 +137,7 @@ class _FeatureLogPartition(StatelessSinkPartition[Decision]):
         try:
             ensure_training_schema(conn)
             self._partitioned = table_layout(conn, FEATURE_LOG) == "partitioned"
-            stage = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in FEATURE_LOG_WRITE
-            )
-            conn.execute(
-                sql.SQL("create temp table if not exists {} ({}) on commit delete rows").format(
-                    sql.Identifier(STAGE), stage
-                )
-            )
+            create_stage(conn, STAGE, FEATURE_LOG_WRITE)
         except BaseException:
             conn.close()
             raise
