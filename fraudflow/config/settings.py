@@ -197,7 +197,9 @@ class EnsembleSettings:
         1.0, "weight of entity_risk (feedback); weight x score is capped at 1"
     )
     alert_budget: float = _opt(
-        0.0, "hold review+ alerts to at most this share of recent decisions per shard; 0 = off"
+        0.015,
+        "share of recent decisions per shard the review tier holds (the top scores); 0 = off,"
+        " review_threshold alone",
     )
     alert_budget_window: int = _opt(20000, "decisions per shard the alert budget's quantile spans")
 

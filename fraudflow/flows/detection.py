@@ -171,7 +171,8 @@ def build_flow(
         def budget_builder(resume: bytes | None) -> BudgetLogic:
             kept = snapshot.restore(resume)
             return BudgetLogic(
-                kept or AlertBudget(ens.alert_budget, ens.alert_budget_window), keep_state
+                kept or AlertBudget(ens.alert_budget, ens.alert_budget_window, ens.block_threshold),
+                keep_state,
             )
 
         decisions = op.key_rm(

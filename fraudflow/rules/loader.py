@@ -58,6 +58,7 @@ RULE_FIELDS = (
     "tags",
     "owner",
     "scope",
+    "must_review",
 )
 TOP_FIELDS = ("lists", "rules")
 LIST_FIELDS = ("values", "file", "type")
@@ -621,6 +622,15 @@ def _rule(ctx: _Ctx, shown: str, lines: list[str], node: Y) -> Rule | None:
             ctx.error(shown, y.line, y.column, "'enabled' must be true or false")
         else:
             enabled = y.value
+    must_review = False
+    if "must_review" in f:
+        y = f["must_review"]
+        if not isinstance(y.value, bool):
+            ctx.error(shown, y.line, y.column, "'must_review' must be true or false")
+        else:
+            must_review = y.value
+            if must_review and tier is None:
+                tier = "review"  # a must-review rule without a tier reviews
     tags: list[str] = []
     if "tags" in f:
         y = f["tags"]
@@ -655,6 +665,7 @@ def _rule(ctx: _Ctx, shown: str, lines: list[str], node: Y) -> Rule | None:
         line=node.line,
         when_expr=when,
         scope_expr=scope,
+        must_review=must_review,
     )
 
 

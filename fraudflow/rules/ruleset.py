@@ -30,6 +30,7 @@ class RuleHit:
     severity: str
     description: str
     values: dict[str, Any]
+    must_review: bool = False  # its tier is kept even over the alert budget
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Rule:
     file: str
     line: int
     when_expr: Expr = field(repr=False, compare=False)
+    must_review: bool = False  # a policy rule: its tier bypasses the alert budget
     scope_expr: Expr | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -72,6 +74,7 @@ class Rule:
             self.severity,
             self.description,
             {n: row[n] for n in self.features},
+            self.must_review,
         )
 
 

@@ -1,18 +1,25 @@
-"""An alert budget: at most a given share of recent decisions at the review tier.
+"""An alert budget: the review tier holds a set share of recent decisions.
 
-The review threshold in force is the higher of the configured one and the
-``1 - budget`` quantile of the shard's last ``window`` scores (river's
-exact rolling quantile); a review must score above the quantile, so a shift
-that raises every score, or many equal scores, cannot flood the review
-queue. Blocks and tiers forced by a rule are kept. The quantile counts once
-``min(window, 1000)`` scores have been seen.
+Once the shard has seen ``min(window, 1000)`` scores, a decision is reviewed
+when its score is above the ``1 - budget`` quantile of the shard's last
+``window`` scores (river's exact rolling quantile), whatever the configured
+review threshold: the queue has the size the operator chose on any data, an
+unfamiliar population cannot flood it and a quiet one still fills it with its
+most suspicious share. A score must be *above* the quantile, so many equal
+scores (a broad rule's fixed score) cannot flood it either. Blocks stay driven
+by high-confidence evidence (the block threshold). Rule hits compete through
+their score like any evidence; only a rule marked ``must_review`` (a policy:
+deny lists, compliance) keeps its tier over the budget. Before warm-up the
+ensemble's tiers stand.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from river import stats
 
-from fraudflow.records import TIER_RANK, Decision
+from fraudflow.records import TIER_RANK, TIERS, Decision
 
 MIN_SCORES = 1000
 
@@ -20,22 +27,30 @@ MIN_SCORES = 1000
 class AlertBudget:
     """One shard's budget state (snapshotted with the step)."""
 
-    __slots__ = ("min_scores", "quantile", "seen")
+    __slots__ = ("block", "min_scores", "quantile", "seen")
 
-    def __init__(self, budget: float, window: int) -> None:
+    def __init__(self, budget: float, window: int, block: float = 1.0) -> None:
         self.quantile = stats.RollingQuantile(q=1.0 - budget, window_size=window)
         self.seen = 0
         self.min_scores = min(window, MIN_SCORES)
+        self.block = block  # the block threshold
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.block = 1.0  # a snapshot from before the target share: blocks by forced tiers only
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def apply(self, d: Decision) -> Decision:
         """Score first, then learn: the threshold a decision meets excludes its own score."""
         if self.seen >= self.min_scores:
             q = self.quantile.get() or 0.0
-            d.review_threshold = max(d.review_threshold, q)
-            forced = max((TIER_RANK[h["tier"]] for h in d.rule_hits if h["tier"]), default=0)
-            # at or below the quantile is over budget: ties (a rule's fixed score) included
-            if d.tier == "review" and d.score <= q and forced < TIER_RANK["review"]:
-                d.tier = "approve"
+            d.review_threshold = q
+            rank = 2 if d.score >= self.block else 1 if d.score > q else 0
+            forced = max(
+                (TIER_RANK[h["tier"]] for h in d.rule_hits if h["tier"] and h.get("must_review")),
+                default=0,
+            )
+            d.tier = TIERS[max(rank, forced)]
         self.quantile.update(d.score)
         self.seen += 1
         return d

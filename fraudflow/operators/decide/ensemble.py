@@ -145,7 +145,13 @@ def decide(
         if h.tier is not None:
             forced = max(forced, TIER_RANK[h.tier])
         rule_hits.append(
-            {"id": h.rule_id, "score": h.score, "tier": h.tier, "severity": h.severity}
+            {
+                "id": h.rule_id,
+                "score": h.score,
+                "tier": h.tier,
+                "severity": h.severity,
+                "must_review": h.must_review,
+            }
         )
         c = p.weight_rules * h.score
         contributions.append(

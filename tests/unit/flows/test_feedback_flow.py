@@ -250,62 +250,6 @@ def test_labels_from_their_own_input_are_accounted_for() -> None:
     assert sum(d.code == "bad_value" for d in from_labels) == 1
 
 
-def budget_stream(n: int, seed: int = 9) -> list[Msg]:
-    rnd = random.Random(seed)
-    out = []
-    for i in range(n):
-        v = txn_value(i, rnd, f"m{rnd.randrange(50)}")
-        if i % 7 == 0:  # frequent spikes: many reviews without a budget
-            rec = orjson.loads(v)
-            rec["amount"] = round(rnd.uniform(300, 3000), 2)
-            v = orjson.dumps(rec)
-        out.append(
-            KafkaSourceMessage(
-                key=orjson.loads(v)["user_id"].encode(), value=v, topic="tx", partition=0, offset=i
-            )
-        )
-    return out
-
-
-def _unforced_review_share(ds: Sequence[Decision]) -> float:
-    forced = [any(h["tier"] for h in d.rule_hits) for d in ds]
-    return sum(d.tier == "review" and not f for d, f in zip(ds, forced, strict=True)) / len(ds)
-
-
-def test_alert_budget_holds_the_review_share() -> None:
-    msgs = budget_stream(2000)
-    budget, window = 0.03, 200
-    base = run(msgs, settings(feedback=False, review_threshold=0.3))
-    held = run(
-        msgs,
-        settings(
-            feedback=False,
-            review_threshold=0.3,
-            alert_budget=budget,
-            alert_budget_window=window,
-        ),
-    )
-    # (alert ids differ: the budget is part of the model version)
-    assert [d.txn.transaction_id for d in base.decisions] == [
-        d.txn.transaction_id for d in held.decisions
-    ]
-    after = held.decisions[window:]
-    assert _unforced_review_share(base.decisions[window:]) > 3 * budget
-    assert _unforced_review_share(after) <= budget + 0.015
-    for b, h in zip(base.decisions, held.decisions, strict=True):
-        assert h.score == b.score
-        if b.tier == "block" or any(x["tier"] for x in b.rule_hits):
-            assert h.tier == b.tier  # blocks and forced tiers are kept
-        else:
-            assert h.tier in (b.tier, "approve")
-        assert h.review_threshold >= b.review_threshold == 0.3
-    assert max(d.review_threshold for d in after) > 0.3
-    # the alerts sink gets exactly the decisions still at review or above
-    assert sorted(a.alert_id for a in held.alerts) == sorted(
-        d.alert_id for d in held.decisions if d.is_alert
-    )
-
-
 def labels_first(s: Stream) -> list[Msg]:
     """One partition, every label ahead of every transaction (a catch-up read)."""
     values = [(None, v) for _, v in s.labels]

@@ -323,3 +323,39 @@ def test_failed_load_still_reports_version_and_list_files(
     assert r.ruleset is None
     assert r.list_files == ("lists/x.txt",)
     assert r.diagnostics
+
+
+def test_must_review(write_rules: WriteRules, catalogue: dict[str, FeatureSpec]) -> None:
+    """A policy rule keeps its tier over the alert budget; without a tier it reviews."""
+    d = write_rules(
+        {
+            "a.yaml": """\
+rules:
+  - id: policy
+    description: a compliance rule
+    when: amount > 10
+    score: 0.2
+    must_review: true
+  - id: ordinary
+    description: an ordinary rule
+    when: amount > 10
+    tier: review
+"""
+        }
+    )
+    rs = load_rules(d, catalogue)
+    policy, ordinary = rs.rules
+    assert (policy.must_review, policy.tier, ordinary.must_review) == (True, "review", False)
+    record = {name: "" if spec.type is str else spec.type() for name, spec in catalogue.items()}
+    hits = rs.evaluate({**record, "amount": 50.0})
+    assert [(h.rule_id, h.tier, h.must_review) for h in hits] == [
+        ("policy", "review", True),
+        ("ordinary", "review", False),
+    ]
+    bad = write_rules(
+        {
+            "b.yaml": "rules:\n  - id: x\n    description: y\n    when: amount > 1\n"
+            "    score: 0.5\n    must_review: maybe\n"
+        }
+    )
+    assert errors(bad, catalogue) == [f"{bad / 'b.yaml'}:6:18: 'must_review' must be true or false"]
