@@ -89,7 +89,6 @@ def read_topic(
     return out
 
 
-
 def ensure_topic(
     brokers: str, topic: str, partitions: int, config: Mapping[str, Any] | None = None
 ) -> bool:

@@ -373,8 +373,6 @@ def produce_to_file(
     return summary
 
 
-
-
 def produce_to_kafka(
     brokers: str,
     topic: str,
@@ -451,17 +449,3 @@ def produce_to_kafka(
             summary.first_error or f"{remaining} messages not acknowledged within {flush_timeout}s"
         )
     return summary
-
-
-
-
-
-
-
-
-
-
-
-
-
-
