@@ -248,10 +248,50 @@ class Label:
 
 @dataclass(slots=True)
 class FeatureRow:
-    """A transaction with its feature record (every catalogue name, see catalogue.py)."""
+    """A transaction, its feature record and its detector scores.
+
+    ``features``: what the feature step computed (catalogue.py). ``scores``: detector name
+    -> score in [0, 1], set by the shard's detectors (operators/detectors/registry.py); no
+    detector writes into ``features``.
+    """
 
     txn: Transaction
     features: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def view(self) -> dict[str, Any]:
+        """The features and every detector score as ``<name>_score``: what rules read.
+
+        >>> FeatureRow(Transaction("t", "u", 1.0, 0.0, "EUR"), {"amount": 1.0}, {"hst": 0.5}).view()
+        {'amount': 1.0, 'hst_score': 0.5}
+        """
+        out = dict(self.features)
+        for name, s in self.scores.items():
+            out[f"{name}_score"] = s
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """One rule that fired on one record; ``values``: the features its ``when`` reads."""
+
+    rule_id: str
+    score: float
+    tier: str | None
+    severity: str
+    description: str
+    values: dict[str, Any]
+    must_review: bool = False  # a policy rule: its tier is kept even over the alert budget
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as decisions carry it out (alerts topic, decision store)."""
+        return {
+            "id": self.rule_id,
+            "score": self.score,
+            "tier": self.tier,
+            "severity": self.severity,
+            "must_review": self.must_review,
+        }
 
 
 @dataclass(slots=True)
@@ -285,7 +325,7 @@ class Decision:
     score: float
     tier: str
     detector_scores: dict[str, float]
-    rule_hits: list[dict[str, Any]]
+    rule_hits: list[RuleHit]
     reasons: list[Reason]
     rules_version: str
     model_version: str
@@ -313,7 +353,7 @@ class Decision:
             "score": round(self.score, 6),
             "tier": self.tier,
             "detector_scores": {k: round(v, 6) for k, v in self.detector_scores.items()},
-            "rule_hits": self.rule_hits,
+            "rule_hits": [h.to_dict() for h in self.rule_hits],
             "reasons": [r.to_dict(policy) for r in self.reasons],
             "rules_version": self.rules_version,
             "model_version": self.model_version,

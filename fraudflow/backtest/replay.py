@@ -284,7 +284,7 @@ def score_record(d: Decision) -> dict[str, Any]:
         "score": round(d.score, 6),
         "tier": d.tier,
         "detector_scores": {k: round(v, 6) for k, v in d.detector_scores.items()},
-        "rules": sorted({str(h["id"]) for h in d.rule_hits}),
+        "rules": sorted({h.rule_id for h in d.rule_hits}),
         "source": {"partition": t.partition, "offset": t.offset},
     }
 
@@ -398,7 +398,7 @@ def grade(
         y.append(info.label)
         score.append(d.score)
         tiers.append(d.tier)
-        rules.append(sorted({str(h["id"]) for h in d.rule_hits}))
+        rules.append(sorted({h.rule_id for h in d.rule_hits}))
         users.append(d.txn.user_id)
         days.append(day_of(d.txn.ts))
         n = len(y) - 1
@@ -425,7 +425,7 @@ def unlabelled_card(decisions: Sequence[Decision]) -> list[Any]:
         None,
         [d.score for d in decisions],
         detectors={name: [] for name in {k for d in decisions for k in d.detector_scores}},
-        rules=[sorted({str(h["id"]) for h in d.rule_hits}) for d in decisions],
+        rules=[sorted({h.rule_id for h in d.rule_hits}) for d in decisions],
         alerted=[d.is_alert for d in decisions],
     )
 

@@ -174,7 +174,7 @@ def _alert_row(d: Decision, other: Decision | None) -> dict[str, Any]:
         "tier": d.tier,
         "score": round(d.score, 4),
         "score_before": None if other is None else round(other.score, 4),
-        "rule_ids": [str(h["id"]) for h in d.rule_hits],
+        "rule_ids": [h.rule_id for h in d.rule_hits],
     }
 
 
@@ -193,8 +193,8 @@ def compare(
         c = Counter(verdicts[t] for t in ids if t in verdicts)
         return {"fraud": c["fraud"], "legit": c["legit"]}
 
-    hits_a = Counter(str(h["id"]) for d in current for h in d.rule_hits)
-    hits_b = Counter(str(h["id"]) for d in proposed for h in d.rule_hits)
+    hits_a = Counter(h.rule_id for d in current for h in d.rule_hits)
+    hits_b = Counter(h.rule_id for d in proposed for h in d.rule_hits)
     rules = [
         {"rule_id": r, "hits_current": hits_a[r], "hits_proposed": hits_b[r]}
         for r in sorted(set(hits_a) | set(hits_b))

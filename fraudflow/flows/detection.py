@@ -98,14 +98,18 @@ def build_flow(
         ruleset = rules.current()
         trained = None if models is None else models.current()  # one model per batch
         now = clock()
-        hits = ruleset.evaluate_batch([r.features for r in rows])
-        if trained is not None:
-            score_batch(trained, rows, hits)  # the trained model's hook (docs/training.md)
+        views = [r.view() for r in rows]  # features + detector scores: what rules read
+        hits = ruleset.evaluate_batch(views)
+        # the trained model's hook (docs/training.md)
+        probs = [None] * len(rows) if trained is None else score_batch(trained, rows, views, hits)
         ver = mver if trained is None else trained.version
         out = [
-            decide(r, h, eparams, rules_version=ruleset.version, model_ver=ver, now=now)
-            for r, h in zip(rows, hits, strict=True)
-        ]
+            decide(
+                r, h, eparams, rules_version=ruleset.version, model_ver=ver, now=now, view=v,
+                trained=prob,
+            )
+            for r, v, h, prob in zip(rows, views, hits, probs, strict=True)
+        ]  # fmt: skip
         stats.decided(out, ruleset.version, now)
         return out
 

@@ -169,7 +169,7 @@ def observe_decisions(decisions: Sequence[Decision], now: float) -> None:
     for d in decisions:
         tiers[d.tier] += 1
         if d.tier != "approve":
-            rules.update({str(h["id"]) for h in d.rule_hits})
+            rules.update({h.rule_id for h in d.rule_hits})
         ts = d.txn.ts
         newest = max(newest, ts)
         SCORE.observe(d.score)

@@ -14,23 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraudflow.records import RuleHit
 from fraudflow.rules.expr import Expr, ListDef, Symbols, to_pyast
 
 TIERS = ("review", "block")
 SEVERITIES = ("low", "medium", "high", "critical")
-
-
-@dataclass(frozen=True)
-class RuleHit:
-    """One rule that fired on one record; ``values``: the features its ``when`` reads."""
-
-    rule_id: str
-    score: float
-    tier: str | None
-    severity: str
-    description: str
-    values: dict[str, Any]
-    must_review: bool = False  # its tier is kept even over the alert budget
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,14 @@ DECISION_COLUMNS: tuple[Column, ...] = (
         "rule_ids",
         "text[]           not null default '{{}}'",
         "text[]",
-        lambda d: [str(h["id"]) for h in d.rule_hits],
+        lambda d: [h.rule_id for h in d.rule_hits],
     ),
-    Column("rule_hits", "jsonb            not null default '[]'", "jsonb", lambda d: d.rule_hits),
+    Column(
+        "rule_hits",
+        "jsonb            not null default '[]'",
+        "jsonb",
+        lambda d: [h.to_dict() for h in d.rule_hits],
+    ),
     Column(
         "reasons", "jsonb            not null", "jsonb", lambda d: [r.to_dict() for r in d.reasons]
     ),

@@ -1,23 +1,24 @@
 """The hook that puts a trained model into the decision (one call per batch).
 
-:func:`score_batch` sets ``features["model_score"]`` on each row of a batch:
-the calibrated probability of the serving model, from the same inputs the
-feature log records (the row's numeric features, the detector scores, the
-rule score) and the model's risk tables. The ensemble uses that score, when
-present, in place of the unsupervised detectors (which are its inputs): see
-``fraudflow.operators.ensemble.decide``.
+:func:`score_batch` gives the calibrated probability of the serving model for
+each row of a batch, from the same inputs the feature log records (the row's
+numeric features, the detector scores, the rule score) and the model's risk
+tables. The ensemble uses that score, when
+present, in place of the unsupervised detectors (which are its inputs), and
+puts it in the decision's features as ``model_score``: see
+``fraudflow.operators.decide.ensemble.decide``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from fraudflow.records import FeatureRow
 from fraudflow.rules import RuleHit
-from fraudflow.training.model import MODEL_SCORE, TrainedModel
+from fraudflow.training.model import TrainedModel
 
 
 class ModelSource(Protocol):
@@ -35,13 +36,18 @@ def rules_score(hits: Sequence[RuleHit]) -> float:
 
 
 def score_batch(
-    model: TrainedModel, rows: Sequence[FeatureRow], hits: Sequence[Sequence[RuleHit]]
-) -> None:
-    """Set ``model_score`` on every row (one batch prediction)."""
+    model: TrainedModel,
+    rows: Sequence[FeatureRow],
+    views: Sequence[Mapping[str, Any]],
+    hits: Sequence[Sequence[RuleHit]],
+) -> list[float]:
+    """The serving model's probability for every row (one batch prediction).
+
+    ``views``: each row's features with its detector scores (``FeatureRow.view``).
+    """
     if not rows:
-        return
+        return []
     given = {"rules_score": np.array([rules_score(h) for h in hits], dtype=np.float64)}
     entities = {f: [getattr(r.txn, f) for r in rows] for f in model.risk.params.fields}
-    probs = model.score_features([r.features for r in rows], given, entities)
-    for r, prob in zip(rows, probs.tolist(), strict=True):
-        r.features[MODEL_SCORE] = prob
+    probs: list[float] = model.score_features(views, given, entities).tolist()
+    return probs

@@ -47,7 +47,7 @@ class AlertBudget:
             d.review_threshold = q
             rank = 2 if d.score >= self.block else 1 if d.score > q else 0
             forced = max(
-                (TIER_RANK[h["tier"]] for h in d.rule_hits if h["tier"] and h.get("must_review")),
+                (TIER_RANK[h.tier] for h in d.rule_hits if h.tier and h.must_review),
                 default=0,
             )
             d.tier = TIERS[max(rank, forced)]

@@ -18,24 +18,20 @@ from typing import Any
 import orjson
 
 from fraudflow.config.settings import EnsembleSettings, Settings
-from fraudflow.records import TIER_RANK, TIERS, Decision, FeatureRow, Reason, alert_id
-from fraudflow.rules import RuleHit
+from fraudflow.operators.detectors.registry import DETECTORS
+from fraudflow.records import TIER_RANK, TIERS, Decision, FeatureRow, Reason, RuleHit, alert_id
 
-# detector -> (reason code, feature values shown as its detail)
-DETECTORS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "hst": (
-        "HST_ANOMALY",
-        ("amount", "count_1m", "new_device", "new_country", "travel_kmh", "hour"),
-    ),
-    "zscore": ("AMOUNT_ZSCORE", ("amount", "amount_mean", "amount_z", "txn_count")),
-    "iqr": ("AMOUNT_IQR", ("amount", "amount_iqr_excess", "txn_count")),
+# detector -> (reason code, feature values shown as its detail): the registry's detectors,
+# the feedback step's, and a trained model's
+REASONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{d.name: (d.reason, d.detail) for d in DETECTORS},
     # with feedback on (docs/feedback.md)
     "supervised": ("SUPERVISED_MODEL", ("supervised_score", "entity_risk")),
     "entity": ("ENTITY_RISK", ()),  # detail: the entity rates behind it, highest first
     # a trained model (docs/training.md)
     "model": ("TRAINED_MODEL", ("amount", "hst_score", "zscore_score", "iqr_score")),
 }
-MODEL_SCORE = "model_score"  # set by fraudflow.training.serving.score_batch
+MODEL_SCORE = "model_score"  # the trained model's probability, in the decision's features
 FEEDBACK_DETECTORS = {"supervised": "supervised_score", "entity": "entity_risk"}
 
 
@@ -51,9 +47,7 @@ class EnsembleParams:
     def from_settings(cls, e: EnsembleSettings) -> EnsembleParams:
         return cls(
             weights={
-                "hst": e.weight_hst,
-                "zscore": e.weight_zscore,
-                "iqr": e.weight_iqr,
+                **{d.name: getattr(e, f"weight_{d.name}") for d in DETECTORS},
                 "supervised": e.weight_supervised,
                 "entity": e.weight_entity,
             },
@@ -117,42 +111,39 @@ def decide(
     rules_version: str,
     model_ver: str,
     now: float,
+    view: dict[str, Any] | None = None,
+    trained: float | None = None,
 ) -> Decision:
-    """The ensemble's verdict on one scored feature row."""
-    f = row.features
-    scores = {"hst": f["hst_score"], "zscore": f["zscore_score"], "iqr": f["iqr_score"]}
+    """The ensemble's verdict on one scored feature row.
+
+    ``view``: ``row.view()`` when the caller has it already (the rules read it); it becomes
+    the decision's features. ``trained``: a trained model's probability for the row
+    (training hook): it then ranks alone, since the detector and rule scores are among its
+    inputs; rules still force tiers and give reasons.
+    """
+    f = row.view() if view is None else view
+    scores = dict(row.scores)
     for name, feature in FEEDBACK_DETECTORS.items():
         if feature in f:
             scores[name] = f[feature]
     contributions: list[Reason] = []
     keep = 1.0
-    # training hook: with a trained model loaded it ranks alone (detector and rule scores are
-    # among its inputs); rules still force tiers and give reasons
-    trained = f.get(MODEL_SCORE)
+    if trained is not None:
+        f[MODEL_SCORE] = trained
     combined = scores if trained is None else {"model": trained}
     for name, s in combined.items():
         c = min(1.0, p.weights.get(name, 1.0) * s)
         keep *= 1.0 - c
         if c > 0.0:
-            code, shown = DETECTORS[name]
+            code, shown = REASONS[name]
             detail = {k: _round(f[k]) for k in shown if k in f} if shown else _entity_detail(f)
             contributions.append(Reason(code, c, detail))
     rule_keep = 1.0
     forced = 0
-    rule_hits = []
     for h in hits:
         rule_keep *= 1.0 - h.score
         if h.tier is not None:
             forced = max(forced, TIER_RANK[h.tier])
-        rule_hits.append(
-            {
-                "id": h.rule_id,
-                "score": h.score,
-                "tier": h.tier,
-                "severity": h.severity,
-                "must_review": h.must_review,
-            }
-        )
         c = p.weight_rules * h.score
         contributions.append(
             Reason(
@@ -177,7 +168,7 @@ def decide(
         score=score if math.isfinite(score) else 1.0,
         tier=tier,
         detector_scores=scores,
-        rule_hits=rule_hits,
+        rule_hits=list(hits),
         reasons=contributions[: p.top],
         rules_version=rules_version,
         model_version=model_ver,

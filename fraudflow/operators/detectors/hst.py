@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -63,12 +63,23 @@ def calibrated(raw_z: float) -> float:
     return 1.0 - math.exp(-(raw_z - 2.0) / 2.0) if raw_z > 2.0 else 0.0
 
 
-class HstShard:
-    """One shard's model plus the running statistics of its raw scores.
+class HstDetector:
+    """One shard's Half-Space Trees plus the running statistics of its raw scores.
 
     The model is :class:`BatchHalfSpaceTrees`, which scores a whole batch
     with numpy and equals river's ``HalfSpaceTrees`` record for record.
     """
+
+    name: ClassVar[str] = "hst"
+    reason: ClassVar[str] = "HST_ANOMALY"
+    detail: ClassVar[tuple[str, ...]] = (
+        "amount",
+        "count_1m",
+        "new_device",
+        "new_country",
+        "travel_kmh",
+        "hour",
+    )
 
     def __init__(self, shard: int, m: ModelSettings) -> None:
         self.model = BatchHalfSpaceTrees(
@@ -83,20 +94,25 @@ class HstShard:
         self.mean = 0.0
         self.m2 = 0.0
 
-    def score_and_learn(self, rows: Sequence[FeatureRow]) -> None:
-        """Set ``hst_score`` on each row (each scored before it is learned)."""
+    def score_then_learn(self, rows: Sequence[FeatureRow]) -> list[float]:
+        """The calibrated score of each row (each scored before it is learned)."""
         names = self.model.features
         x = np.array([[d[k] for k in names] for d in (hst_inputs(r.features) for r in rows)])
         raws = self.model.score_then_learn(x).tolist()
         seen, mean, m2, warmup = self.seen, self.mean, self.m2, self.warmup
-        for row, raw in zip(rows, raws, strict=True):
+        out = []
+        for raw in raws:
             score = 0.0
             if seen >= warmup and seen > 1:
                 std = math.sqrt(m2 / (seen - 1)) or 1.0
                 score = calibrated((raw - mean) / std)
-            row.features["hst_score"] = score
+            out.append(score)
             seen += 1
             delta = raw - mean
             mean += delta / seen
             m2 += delta * (raw - mean)
         self.seen, self.mean, self.m2 = seen, mean, m2
+        return out
+
+
+HstShard = HstDetector  # the name snapshots taken before the detector registry hold

@@ -1,6 +1,6 @@
 """The Bytewax steps that score.
 
-The shard step: per-user features and the shard's Half-Space Trees. The feedback
+The shard step: per-user features and the shard's detectors (registry.py). The feedback
 step: entity risk and the supervised model, learning from labels.
 """
 
@@ -15,7 +15,7 @@ from bytewax.operators import StatefulBatchLogic
 from fraudflow.config.settings import ModelSettings
 from fraudflow.observability.stats import RunStats
 from fraudflow.operators.detectors.feedback import FeedbackParams, feedback_batch, flush_early
-from fraudflow.operators.detectors.hst import HstShard
+from fraudflow.operators.detectors.registry import BY_NAME, new_detectors
 from fraudflow.operators.features.user import FeatureParams, user_step
 from fraudflow.operators.ingest import routing
 from fraudflow.records import DeadLetter, FeatureRow, Label, Transaction
@@ -28,7 +28,7 @@ Clock = Callable[[], float]  # wall clock in epoch seconds (fraudflow.flows.io.C
 
 
 class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
-    """Per-user features and the shard's Half-Space Trees, in source order.
+    """Per-user features and the shard's detectors, in source order.
 
     Labels pass through untouched, in their place in the partition's order,
     so a replay that interleaves them with transactions stays deterministic.
@@ -82,9 +82,16 @@ class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
         self.key = shard_key(values[0])
         self.stats.shard_users(self.key, len(users))
         if rows:
-            if st.model is None:
-                st.model = HstShard(_shard_number(values[0]), self.mp)
-            st.model.score_and_learn(rows)
+            detectors = st.detectors
+            if detectors is None or detectors.keys() != BY_NAME.keys():
+                # a fresh shard, or a snapshot from before a detector was added
+                kept = detectors or {}
+                fresh = new_detectors(_shard_number(values[0]), self.mp)
+                detectors = {name: kept.get(name, d) for name, d in fresh.items()}
+                st.detectors = detectors
+            for name, detector in detectors.items():
+                for row, score in zip(rows, detector.score_then_learn(rows), strict=True):
+                    row.scores[name] = score
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime:

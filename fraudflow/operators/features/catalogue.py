@@ -98,7 +98,8 @@ _STATIC: tuple[tuple[str, type, str], ...] = (
         "distinct countries of this user in the last 24h, this one included",
     ),
     ("late", bool, "event time is older than the user's latest minus the allowed lateness"),
-    # unsupervised detector scores, each in [0, 1]
+    # the detectors' scores, each in [0, 1] (FeatureRow.scores, read by rules as <name>_score;
+    # one per detector of operators/detectors/registry.py)
     ("hst_score", float, "Half-Space Trees anomaly score, calibrated to [0,1]; 0 in warm-up"),
     ("zscore_score", float, "per-user amount z-score detector, [0,1]"),
     ("iqr_score", float, "per-user amount IQR detector, [0,1]"),

@@ -1,4 +1,4 @@
-"""Per-user features in event time, and the per-user z-score / IQR detectors.
+"""Per-user features in event time (the amount statistics the z-score / IQR detectors read).
 
 ``user_step`` is a function of (state, transaction): it returns the new
 state and either the feature row or a dead letter (duplicate). It mutates
@@ -104,24 +104,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
-def zscore_score(z: float) -> float:
-    """Map a (positive) amount z-score to [0, 1]; nothing below z = 2.
-
-    >>> zscore_score(1.0), round(zscore_score(3.0), 3), round(zscore_score(6.0), 3)
-    (0.0, 0.487, 0.931)
-    """
-    return 1.0 - math.exp(-(z - 2.0) / 1.5) if z > 2.0 else 0.0
-
-
-def iqr_score(excess: float) -> float:
-    """Map (x - Q3) / IQR to [0, 1]; nothing within Tukey's 1.5 fence.
-
-    >>> iqr_score(1.0), round(iqr_score(3.0), 3)
-    (0.0, 0.632)
-    """
-    return 1.0 - math.exp(-(excess - 1.5) / 1.5) if excess > 1.5 else 0.0
 
 
 def window_sum(amounts: Any, amount: float) -> float:
@@ -277,9 +259,6 @@ def user_step(
         distinct_merchants_24h=distinct_m,
         distinct_countries_24h=distinct_c,
         late=late,
-        hst_score=0.0,
-        zscore_score=zscore_score(amount_z),
-        iqr_score=iqr_score(iqr_excess),
     )
 
     if not late:

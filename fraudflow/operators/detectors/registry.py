@@ -1,0 +1,23 @@
+"""The one list of detectors: every shard runs these, in this order.
+
+The order is the ensemble's (its noisy-OR multiplies in this order, so it is
+part of the scores' bits). A new detector is a class keeping
+:class:`~fraudflow.operators.detectors.base.Detector`, added here, with an
+``ensemble.weight_<name>`` setting and a ``<name>_score`` catalogue entry
+(tests/unit/operators/test_detector_contract.py checks all three).
+"""
+
+from __future__ import annotations
+
+from fraudflow.config.settings import ModelSettings
+from fraudflow.operators.detectors.amount import IqrDetector, ZScoreDetector
+from fraudflow.operators.detectors.base import Detector
+from fraudflow.operators.detectors.hst import HstDetector
+
+DETECTORS: tuple[type[Detector], ...] = (HstDetector, ZScoreDetector, IqrDetector)
+BY_NAME: dict[str, type[Detector]] = {d.name: d for d in DETECTORS}
+
+
+def new_detectors(shard: int, m: ModelSettings) -> dict[str, Detector]:
+    """A fresh set of the shard's detectors (seeded from ``m.seed`` and the shard number)."""
+    return {d.name: d(shard, m) for d in DETECTORS}
