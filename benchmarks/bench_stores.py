@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from fraudflow.config.settings import Secret
-from fraudflow.records import Decision, Reason, Transaction
+from fraudflow.records import Decision, Reason, RuleHit, Transaction
 from fraudflow.sinks.postgres import PostgresSink, migrate
 
 TIERS = (("approve", 0.97), ("review", 0.02), ("block", 0.01))
@@ -44,7 +44,7 @@ def decisions(n: int, days: int, seed: int = 7) -> list[Decision]:
         user = f"u{rnd.randrange(20_000)}"
         r = rnd.random()
         tier = "approve" if r < TIERS[0][1] else ("review" if r < 0.99 else "block")
-        hits = [] if tier == "approve" else [{"id": "R_VELOCITY", "score": 0.5, "tier": None}]
+        hits = [] if tier == "approve" else [RuleHit("R_VELOCITY", 0.5, None, "medium", "", {})]
         tid = f"t{i}"
         txn = Transaction(
             transaction_id=tid,

@@ -18,7 +18,7 @@ from fraudflow.console.jobs import RulesProposalError, check_rules, compare, ove
 from fraudflow.console.labels import label_message
 from fraudflow.console.store import AlertFilter, BadRequest, decode_cursor, encode_cursor
 from fraudflow.operators.ingest.labels import parse_label
-from fraudflow.records import Label
+from fraudflow.records import Label, RuleHit
 
 ids = st.text(min_size=1, max_size=128).filter(lambda s: s.strip() == s and s)
 
@@ -115,7 +115,7 @@ def _d(tid: str, alert: bool, score: float, rules: list[str]) -> SimpleNamespace
         is_alert=alert,
         score=score,
         tier="review" if alert else "approve",
-        rule_hits=[{"id": r} for r in rules],
+        rule_hits=[RuleHit(r, 0.5, None, "medium", "", {}) for r in rules],
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
+from typing import Any
 
 from fraudflow.config.settings import load_settings
 from fraudflow.operators.decide.budget import AlertBudget
-from fraudflow.operators.detectors.hst import HstShard
+from fraudflow.operators.detectors.hst import HstDetector
 from fraudflow.state import snapshot
 from fraudflow.state.shard import ShardState
 
@@ -29,15 +32,35 @@ def test_round_trip() -> None:
     assert snapshot.restore(None) is None
 
 
+def _old_pickle(st: ShardState, budget: AlertBudget) -> bytes:
+    """A protocol-2 pickle as the code before the detector registry wrote a ShardState: the
+    trees as ``model``, under the class name ``HstShard``."""
+
+    class OldPickler(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if type(obj) is ShardState:
+                assert obj.detectors is not None
+                state = {"users": obj.users, "seen": obj.seen, "model": obj.detectors["hst"]}
+                return (copyreg.__newobj__, (ShardState,), (None, state))  # type: ignore[attr-defined]
+            return NotImplemented
+
+    out = io.BytesIO()
+    OldPickler(out, 2).dump((st, budget))
+    return out.getvalue().replace(b"\nHstDetector\n", b"\nHstShard\n")
+
+
 def test_restores_snapshots_taken_before_the_move() -> None:
     st = ShardState()
-    st.model = HstShard(0, load_settings(environ={}).model)
-    budget = AlertBudget(0.01, 100)
-    old = _old_paths(pickle.dumps((st, budget), 2))
+    st.seen["u1"] = 5.0
+    st.detectors = {"hst": HstDetector(0, load_settings(environ={}).model)}
+    old = _old_paths(_old_pickle(st, AlertBudget(0.01, 100)))
     assert b"fraudflow.flows.detection" in old
     assert b"fraudflow.operators.hst\n" in old
     assert b"fraudflow.operators.budget\n" in old
+    assert b"\nHstShard\n" in old
     back_st, back_budget = snapshot.restore(old)
     assert type(back_st) is ShardState
-    assert type(back_st.model) is HstShard
+    assert back_st.seen == {"u1": 5.0}
+    assert back_st.detectors is not None
+    assert type(back_st.detectors["hst"]) is HstDetector  # the rest are added at the first row
     assert type(back_budget) is AlertBudget

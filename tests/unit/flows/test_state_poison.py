@@ -97,7 +97,7 @@ def card_testing_alerts(decisions: list[Decision], user: str) -> int:
         for d in decisions
         if d.txn.user_id == user
         and d.is_alert
-        and any(h["id"] == "card_testing" for h in d.rule_hits)
+        and any(h.rule_id == "card_testing" for h in d.rule_hits)
     )
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 import pickle
 import random
-from typing import Any
 
 import pytest
 
 from fraudflow.operators.decide.budget import MIN_SCORES, AlertBudget
-from fraudflow.records import TIERS, Decision, Transaction
+from fraudflow.records import TIERS, Decision, RuleHit, Transaction
 
 T0 = 1_767_225_600.0
 REVIEW, BLOCK = 0.3, 0.9
@@ -23,19 +22,9 @@ def decision(
     tier = "block" if score >= BLOCK else "review" if score >= REVIEW else "approve"
     if rule_tier == "block" or (rule_tier == "review" and tier == "approve"):
         tier = rule_tier
-    hits: list[dict[str, Any]] = [
-        {"id": "other", "score": 0.1, "tier": None, "severity": "low", "must_review": False},
-    ]
+    hits = [RuleHit("other", 0.1, None, "low", "", {})]
     if rule_tier is not None:
-        hits.append(
-            {
-                "id": "forcing",
-                "score": 0.1,
-                "tier": rule_tier,
-                "severity": "high",
-                "must_review": must_review,
-            }
-        )
+        hits.append(RuleHit("forcing", 0.1, rule_tier, "high", "", {}, must_review))
     return Decision(
         alert_id=f"a{i}",
         txn=Transaction(f"t{i}", "u1", 10.0, T0 + i, "USD"),
@@ -97,11 +86,11 @@ def test_blocks_are_kept_and_only_must_review_rules_force_a_tier() -> None:
     for i, (t0, d) in enumerate(zip(before, out, strict=True)):
         if i < 500:
             continue
-        forcing = [h for h in d.rule_hits if h["tier"]]
+        forcing = [h for h in d.rule_hits if h.tier]
         if d.score >= BLOCK:
             assert d.tier == "block"
         elif forcing and i >= 5000:
-            assert d.tier == max(t0, forcing[0]["tier"], key=TIERS.index)  # kept over budget
+            assert d.tier == max(t0, forcing[0].tier, key=TIERS.index)  # kept over budget
         else:
             assert d.tier == ("review" if d.score > d.review_threshold else "approve")
     # a forced review of an ordinary rule competes: below the quantile it is not reviewed

@@ -20,9 +20,6 @@ P = EnsembleParams.from_settings(Settings().ensemble)
 def row(hst: float = 0.0, z: float = 0.0, iqr: float = 0.0, **extra: Any) -> FeatureRow:
     t = Transaction("t1", "u1", 50.0, 1_767_225_600.0, "USD")
     f = {
-        "hst_score": hst,
-        "zscore_score": z,
-        "iqr_score": iqr,
         "amount": 50.0,
         "amount_mean": 10.0,
         "amount_z": 3.0,
@@ -36,7 +33,7 @@ def row(hst: float = 0.0, z: float = 0.0, iqr: float = 0.0, **extra: Any) -> Fea
         "late": False,
         **extra,
     }
-    return FeatureRow(t, f)
+    return FeatureRow(t, f, {"hst": hst, "zscore": z, "iqr": iqr})
 
 
 def hit(rule_id: str, score: float, tier: str | None = None) -> RuleHit:
@@ -67,7 +64,7 @@ def test_rules_combine_then_weigh() -> None:
     assert d.detector_scores["rules"] == pytest.approx(0.75)
     assert d.score == pytest.approx(P.weight_rules * 0.75)
     assert d.tier == "review"
-    assert [h["id"] for h in d.rule_hits] == ["a", "b"]
+    assert [h.rule_id for h in d.rule_hits] == ["a", "b"]
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from fraudflow.config.settings import FeatureSettings, FeedbackSettings, Settings
+from fraudflow.config.settings import FeatureSettings, FeedbackSettings, ModelSettings, Settings
 from fraudflow.operators.decide.ensemble import EnsembleParams, decide
 from fraudflow.operators.detectors.feedback import FeedbackParams, apply_label, enrich
-from fraudflow.operators.detectors.hst import HstShard, hst_inputs
+from fraudflow.operators.detectors.hst import HstDetector, hst_inputs
+from fraudflow.operators.detectors.registry import DETECTORS, new_detectors
 from fraudflow.operators.features.catalogue import feature_catalogue
 from fraudflow.operators.features.user import FeatureParams, user_step, window_sum
 from fraudflow.records import FeatureRow, Label, Transaction
@@ -29,7 +29,6 @@ TINY = 5e-324  # the smallest subnormal
 T0 = 1_767_225_600.0
 P = FeatureParams.from_settings(FeatureSettings(), Settings().validation)
 EXTREMES = (0.0, TINY, 2.2250738585072014e-308, 1.0, 1e308, MAX)
-SCORES = ("hst_score", "zscore_score", "iqr_score")
 
 
 def txn(i: int, t: float, amount: float, lat: float = 52.5, lon: float = 13.4) -> Transaction:
@@ -66,12 +65,13 @@ def sequences() -> dict[str, list[Transaction]]:
     return out
 
 
-def assert_finite_row(f: dict[str, Any]) -> None:
-    for k, v in f.items():
+def assert_finite_row(r: FeatureRow) -> None:
+    for k, v in r.features.items():
         if isinstance(v, float):
             assert math.isfinite(v), (k, v)
-    for k in SCORES:
-        assert 0.0 <= f[k] <= 1.0, (k, f[k])
+    assert set(r.scores) == {d.name for d in DETECTORS}
+    for k, s in r.scores.items():
+        assert 0.0 <= s <= 1.0, (k, s)
 
 
 def features_of(
@@ -94,6 +94,18 @@ def test_window_sum_saturates_instead_of_overflowing() -> None:
     assert window_sum([1.5, 2.5], 3.0) == 7.0  # ordinary sums are exact as before
 
 
+def score_rows(rows: list[FeatureRow], m: ModelSettings) -> HstDetector:
+    """Every registered detector's scores on ``rows``; the trees, to check their statistics."""
+    detectors = new_detectors(0, m)
+    for name, d in detectors.items():
+        for r, s in zip(rows, d.score_then_learn(rows), strict=True):
+            assert 0.0 <= s <= 1.0, name
+            r.scores[name] = s
+    hst = detectors["hst"]
+    assert isinstance(hst, HstDetector)
+    return hst
+
+
 def test_every_feature_and_detector_stays_finite_on_extremes() -> None:
     m = Settings().replace(hst_warmup=20, hst_window=20).model
     ens = EnsembleParams.from_settings(Settings().ensemble)
@@ -101,8 +113,7 @@ def test_every_feature_and_detector_stays_finite_on_extremes() -> None:
     fp = FeedbackParams.from_settings(fs, feature_catalogue(FeatureSettings().windows, fs))
     for (name, txns), now in [(x, n) for x in sequences().items() for n in (None, T0)]:
         rows = features_of(txns, now=now)  # T0: the records ahead of it are not learned
-        shard = HstShard(0, m)
-        shard.score_and_learn(rows)
+        shard = score_rows(rows, m)
         fb_state = fp.new_state()
         for i, r in enumerate(rows):
             for v in hst_inputs(r.features).values():
@@ -110,7 +121,7 @@ def test_every_feature_and_detector_stays_finite_on_extremes() -> None:
             enrich(fb_state, r, fp)
             verdict = Label(r.txn.transaction_id, i % 2, r.txn.ts, b"")
             assert apply_label(fb_state, verdict, fp, T0) is None
-            assert_finite_row(r.features)
+            assert_finite_row(r)
             assert 0.0 <= r.features["supervised_score"] <= 1.0, name
             d = decide(r, [], ens, rules_version="r", model_ver="m", now=T0)
             assert 0.0 <= d.score <= 1.0, name
@@ -155,9 +166,8 @@ def test_any_finite_amounts_and_times_give_finite_features_and_scores(
     rows = features_of(
         txns, FeatureParams.from_settings(FeatureSettings(zscore_warmup=2), Settings().validation)
     )
-    shard = HstShard(0, Settings().replace(hst_warmup=2, hst_window=4).model)
-    shard.score_and_learn(rows)
+    score_rows(rows, Settings().replace(hst_warmup=2, hst_window=4).model)
     ens = EnsembleParams.from_settings(Settings().ensemble)
     for r in rows:
-        assert_finite_row(r.features)
+        assert_finite_row(r)
         assert 0.0 <= decide(r, [], ens, rules_version="r", model_ver="m", now=T0).score <= 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fraudflow.records import Decision, Reason, Transaction, alert_id
+from fraudflow.records import Decision, Reason, RuleHit, Transaction, alert_id
 
 RULES_VERSION = "rules-test-1"
 MODEL_VERSION = "model-test-1"
@@ -47,7 +47,7 @@ def make_decision(
     )
     if score is None:
         score = {"approve": 0.1, "review": 0.6, "block": 0.9}[tier]
-    hits = [{"id": r, "score": 0.5, "tier": None, "severity": "medium"} for r in rules]
+    hits = [RuleHit(r, 0.5, None, "medium", f"{r} fired", {}) for r in rules]
     feats = {
         "count_1m": 1,
         "count_1h": 3,

@@ -94,12 +94,15 @@ def test_the_flow_serves_the_model_and_stamps_its_version(
 
 def test_decide_ranks_by_the_model_score_when_present() -> None:
     txn = Transaction("t", "u", 10.0, T0, "USD")
-    f = {"hst_score": 0.9, "zscore_score": 0.9, "iqr_score": 0.9, "amount": 10.0}
+    scores = {"hst": 0.9, "zscore": 0.9, "iqr": 0.9}
     p = EnsembleParams.from_settings(Settings().ensemble)
-    without = decide(FeatureRow(txn, dict(f)), [], p, rules_version="r", model_ver="m", now=0.0)
-    with_model = decide(FeatureRow(txn, {**f, "model_score": 0.01}), [], p, rules_version="r",
-                        model_ver="gbm-x", now=0.0)  # fmt: skip
+    row = FeatureRow(txn, {"amount": 10.0}, dict(scores))
+    without = decide(row, [], p, rules_version="r", model_ver="m", now=0.0)
+    with_model = decide(row, [], p, rules_version="r", model_ver="gbm-x", now=0.0, trained=0.01)
     assert without.score > 0.5
     assert with_model.score == pytest.approx(0.01)
     assert with_model.reasons[0].code == "TRAINED_MODEL"
     assert with_model.tier == "approve"
+    assert with_model.features["model_score"] == 0.01
+    assert with_model.features["hst_score"] == 0.9  # the inputs stay beside it
+    assert row.features == {"amount": 10.0}  # decide does not write into the row
