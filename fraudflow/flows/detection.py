@@ -110,7 +110,6 @@ def build_flow(
             )
             for r, v, h, prob in zip(rows, views, hits, probs, strict=True)
         ]  # fmt: skip
-        stats.decided(out, ruleset.version, now)
         return out
 
     def count_stored(labels: list[Label]) -> list[Label]:
@@ -186,6 +185,14 @@ def build_flow(
                 budget_builder,
             ),
         )  # fmt: skip
+
+    def count_decided(batch: list[Decision]) -> list[Decision]:
+        # after the budget: the counts and metrics are of the tiers that go out
+        if batch:
+            stats.decided(batch, batch[-1].rules_version, clock())
+        return batch
+
+    decisions = op.flat_map_batch("count_decided", decisions, count_decided)
     alerts = op.filter("alerts", decisions, lambda d: d.is_alert)
     dead = op.flat_map_batch("count_dead", op.merge("dead_letters", *dead_streams), count_dead)
     op.output("alerts_out", alerts, io.alerts)

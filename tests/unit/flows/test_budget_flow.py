@@ -51,7 +51,11 @@ def test_the_review_tier_holds_the_budget_share() -> None:
     msgs = stream(2000)
     budget, window = 0.03, 200
     _, base, _, _ = run(msgs, settings(alert_budget=0.0))
-    _, held, _, _ = run(msgs, settings(alert_budget=budget, alert_budget_window=window))
+    alerts, held, _, io = run(msgs, settings(alert_budget=budget, alert_budget_window=window))
+    # the run's counts are of the tiers that went out, after the budget
+    tiers = io.stats.snapshot()["tiers"]
+    assert tiers == {t: sum(d.tier == t for d in held) for t in ("approve", "review", "block")}
+    assert tiers["review"] + tiers["block"] == len(alerts)
     assert [d.txn.transaction_id for d in base] == [d.txn.transaction_id for d in held]
     assert share(base[window:]) > 3 * budget  # the threshold alone floods review
     assert abs(share(held[window:]) - budget) <= 0.2 * budget
