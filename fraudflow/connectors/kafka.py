@@ -176,6 +176,13 @@ class KafkaRecordSink(DynamicSink[Any]):
         self._policy = policy
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RecordPartition:
-        conf: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False, **self._conf}
+        # log_level 4 (warning): librdkafka prints its info lines at shutdown (BGQUEUE) to
+        # stderr itself, past the logger, once the log queue is no longer served
+        conf: dict[str, Any] = {
+            "linger.ms": 5,
+            "enable.idempotence": False,
+            "log_level": 4,
+            **self._conf,
+        }
         conf["logger"] = kafka_logger()
         return _RecordPartition(Producer(conf), self._topic, self._policy)

@@ -37,6 +37,7 @@ WORLDS = (RETAIL, sparse_world.NAME)
 # librdkafka settings for throughput; anything here can be overridden by --kafka-config
 PRODUCER_DEFAULTS: dict[str, str | int | float] = {
     "linger.ms": 20,
+    "log_level": 4,  # no info lines (BGQUEUE at shutdown) on the terminal
     "batch.num.messages": 10000,
     "batch.size": 1048576,
     "queue.buffering.max.messages": 500000,
