@@ -27,7 +27,9 @@ from fraudflow.records import Decision
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
+# recent event times: with TimescaleDB the feature log's retention policy (400 days) would
+# drop older rows while the test reads them
+T0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=40)
 DAYS = 20
 TRAIN_ROWS = 3000
 SWAP_WAIT = 10.0  # seconds the flow has to serve a published model (issue 17)

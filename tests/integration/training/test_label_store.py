@@ -22,7 +22,9 @@ from fraudflow.connectors.topics import read_topic
 pytestmark = pytest.mark.integration
 
 N = 300
-T0 = datetime(2025, 3, 1, tzinfo=UTC)
+# recent event times: with TimescaleDB the feature log's retention policy (400 days) would
+# drop older rows while the test reads them
+T0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=40)
 
 
 def produce(broker: EmbeddedBroker, topic: str) -> tuple[str, str]:
