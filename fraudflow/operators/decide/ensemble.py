@@ -29,14 +29,10 @@ DETECTORS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "zscore": ("AMOUNT_ZSCORE", ("amount", "amount_mean", "amount_z", "txn_count")),
     "iqr": ("AMOUNT_IQR", ("amount", "amount_iqr_excess", "txn_count")),
-    # with feedback on (docs/feedback.md)
-    "supervised": ("SUPERVISED_MODEL", ("supervised_score", "entity_risk")),
-    "entity": ("ENTITY_RISK", ()),  # detail: the entity rates behind it, highest first
     # a trained model (docs/training.md)
     "model": ("TRAINED_MODEL", ("amount", "hst_score", "zscore_score", "iqr_score")),
 }
 MODEL_SCORE = "model_score"  # set by fraudflow.training.serving.score_batch
-FEEDBACK_DETECTORS = {"supervised": "supervised_score", "entity": "entity_risk"}
 
 
 @dataclass(frozen=True)
@@ -54,8 +50,6 @@ class EnsembleParams:
                 "hst": e.weight_hst,
                 "zscore": e.weight_zscore,
                 "iqr": e.weight_iqr,
-                "supervised": e.weight_supervised,
-                "entity": e.weight_entity,
             },
             weight_rules=e.weight_rules,
             review=e.review_threshold,
@@ -71,7 +65,6 @@ def model_version(settings: Settings) -> str:
         "validation": asdict(settings.validation),
         "model": asdict(settings.model),
         "ensemble": asdict(settings.ensemble),
-        "feedback": asdict(settings.feedback),
     }
     blob = orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)
     return "m-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
@@ -95,20 +88,6 @@ def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
 
 
-def _entity_detail(f: dict[str, Any]) -> dict[str, Any]:
-    """The three highest entity fraud rates, and which entities they belong to."""
-    rates = sorted(
-        ((v, k) for k, v in f.items() if "_fraud_rate_" in k), key=lambda t: (-t[0], t[1])
-    )[:3]
-    out: dict[str, Any] = {}
-    for v, k in rates:
-        prefix = k.split("_fraud_rate_")[0]
-        field = prefix if prefix in f else f"{prefix}_id"
-        out[field] = f.get(field)
-        out[k] = _round(v)
-    return out
-
-
 def decide(
     row: FeatureRow,
     hits: Sequence[RuleHit],
@@ -121,9 +100,6 @@ def decide(
     """The ensemble's verdict on one scored feature row."""
     f = row.features
     scores = {"hst": f["hst_score"], "zscore": f["zscore_score"], "iqr": f["iqr_score"]}
-    for name, feature in FEEDBACK_DETECTORS.items():
-        if feature in f:
-            scores[name] = f[feature]
     contributions: list[Reason] = []
     keep = 1.0
     # training hook: with a trained model loaded it ranks alone (detector and rule scores are
@@ -135,7 +111,7 @@ def decide(
         keep *= 1.0 - c
         if c > 0.0:
             code, shown = DETECTORS[name]
-            detail = {k: _round(f[k]) for k in shown if k in f} if shown else _entity_detail(f)
+            detail = {k: _round(f[k]) for k in shown if k in f}
             contributions.append(Reason(code, c, detail))
     rule_keep = 1.0
     forced = 0
