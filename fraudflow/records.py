@@ -219,8 +219,8 @@ class DeadLetter:
 class Label:
     """A confirmed outcome of a transaction (analyst verdict, chargeback): 1 fraud, 0 legit.
 
-    It travels with the partition it was read from and keeps its raw value,
-    so a label that cannot be used is dead-lettered as it arrived.
+    It keeps where it was read (topic, partition, offset), which the labels store
+    records with it (:mod:`fraudflow.training.labels`), and its raw value.
     """
 
     transaction_id: str
@@ -231,19 +231,6 @@ class Label:
     topic: str = ""
     partition: int = -1
     offset: int = -1
-
-    def dead(self, code: str, message: str, now: float) -> DeadLetter:
-        return DeadLetter(
-            code=code,
-            message=message,
-            value=self.value,
-            key=self.key,
-            topic=self.topic,
-            partition=self.partition,
-            offset=self.offset,
-            dead_at=now,
-            step="feedback",
-        )
 
 
 @dataclass(slots=True)

@@ -11,7 +11,6 @@ runs) and ``--report DIR`` (Markdown and self-contained HTML with plots).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,14 +24,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from fraudflow.backtest.evaluation import read_jsonl
-from fraudflow.backtest.labels import (
-    Event,
-    Label,
-    label_known_at,
-    label_of,
-    merge_labels,
-    parse_time,
-)
+from fraudflow.backtest.labels import label_known_at, label_of, parse_time
 from fraudflow.backtest.metrics import Metrics, compute, report_card
 from fraudflow.config.settings import Settings
 from fraudflow.connectors.csv_source import CsvSource, read_csv_records
@@ -177,50 +169,6 @@ def _event_time(line: bytes) -> tuple[str | None, float | None]:
     return (tid if isinstance(tid, str) else None), t
 
 
-def interleave_labels(
-    paths: Sequence[Path], labels: Mapping[str, LabelInfo], delay: timedelta, out_dir: Path
-) -> list[Path]:
-    """Copy each input file with its transactions' labels placed where they become known.
-
-    A label line ``{"transaction_id", "label", "reported_at"}`` goes before the
-    first record of the same file whose event time reaches the label's known
-    time (:func:`~fraudflow.backtest.labels.label_known_at`), and always after
-    its own transaction, so the replay learns from it when a live flow could
-    have. Labels known after the file's last record are left out. Every record
-    keeps its place.
-    """
-    out: list[Path] = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in paths:
-        # pass 1: each label's release time; pass 2 streams the records past them
-        pending: list[Label] = []
-        for clock, tid, ts, _line in _scan(path):
-            info = labels.get(tid) if tid is not None else None
-            if info is not None and tid is not None and ts is not None:
-                # never before (or at) its own transaction's place in the file
-                known = max(
-                    label_known_at(ts, info.label_time, delay), math.nextafter(clock, math.inf)
-                )
-                pending.append(Label(known, tid, info.label))
-        dest = out_dir / (path.stem + ".jsonl")
-        if dest.resolve() == path.resolve():
-            raise ValueError(f"interleave_labels would overwrite its input {path}")
-        with dest.open("wb") as f:
-            records = (Event(clock, line) for clock, _tid, _ts, line in _scan(path))
-            for item in merge_labels(records, pending):
-                if isinstance(item, Label):
-                    rec = {
-                        "transaction_id": item.transaction_id,
-                        "label": item.label,
-                        "reported_at": iso(item.known_at),
-                    }
-                    f.write(orjson.dumps(rec) + b"\n")
-                else:
-                    f.write(item.value + b"\n")
-        out.append(dest)
-    return out
-
-
 def count_records(path: Path) -> int:
     """Records in the file (non-blank lines; CSV rows after the header), for the progress bar."""
     n = 0
@@ -237,13 +185,8 @@ def replay(
     *,
     total: int = 0,
     progress: bool = False,
-    interleaved_labels: bool = False,
 ) -> Replay:
-    """Run the detection flow over ``source`` in this process and collect its outputs.
-
-    ``interleaved_labels``: the source carries label lines among the
-    transactions (:func:`interleave_labels`), which feedback learns from.
-    """
+    """Run the detection flow over ``source`` in this process and collect its outputs."""
     decisions: list[Decision] = []
     dead: list[DeadLetter] = []
     io = FlowIO(
@@ -252,7 +195,6 @@ def replay(
         dead_letters=CollectSink(dead),
         decisions=[("scores", CollectSink(decisions))],
         require_key=False,
-        interleaved_labels=interleaved_labels,
         event_clock=True,
     )
     flow = build_flow(settings, io)
@@ -481,11 +423,6 @@ def summary_text(r: Replay, g: Graded, outside: tuple[int, str] | None = None) -
         f"  labelled         {m.transactions:,} ({m.frauds:,} fraud; {g.unlabelled:,} unlabelled; "
         f"{g.labels_pending:,} labels not yet known at the last event)",
         f"  versions         rules {r.rules_version} | model {r.model_version}",
-        *(
-            [f"  feedback         {r.stats.labels_n:,} labels learned as they became known"]
-            if r.stats.labels_n
-            else []
-        ),
         f"  alert rate       {f(m.alert_rate)}",
         f"  review+          precision {f(m.review.precision)}  recall {f(m.review.recall)}  "
         f"F1 {f(m.review.f1)}  ({m.review.flagged:,} alerts)",

@@ -283,72 +283,6 @@ def _delta(x: float | None, y: float | None) -> str:
     return "-" if x is None or y is None else f"{y - x:+.4f}"
 
 
-@dataclass(frozen=True)
-class Baseline:
-    """Another replay of the same input to draw beside this one (``--feedback compare``)."""
-
-    name: str
-    metrics: Metrics
-    y: Sequence[int]
-    scores: Sequence[float]
-
-
-def compare_table(base: Baseline, m: Metrics, name: str) -> Table:
-    """Headline metrics of the baseline and this replay, with the difference."""
-    b = base.metrics
-    rows = [
-        ("alert rate", b.alert_rate, m.alert_rate),
-        ("review+ precision", b.review.precision, m.review.precision),
-        ("review+ recall", b.review.recall, m.review.recall),
-        ("ROC AUC", b.roc_auc, m.roc_auc),
-        ("average precision", b.average_precision, m.average_precision),
-        ("mean card precision@100 per day", b.mean_card_precision, m.mean_card_precision),
-    ]
-
-    def delta(x: float | None, y: float | None) -> str:
-        return "-" if x is None or y is None else f"{y - x:+.4f}"
-
-    return (
-        ["metric", base.name, name, "delta"],
-        [[k, _fmt(x), _fmt(y), delta(x, y)] for k, x, y in rows],
-    )
-
-
-def compare_plots(
-    base: Baseline, m: Metrics, y: Sequence[int], score: Sequence[float], name: str
-) -> dict[str, bytes]:
-    """PR curves and card precision@100 per day of both replays on shared axes."""
-    out: dict[str, bytes] = {}
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for label, mm, yy, ss in ((base.name, base.metrics, base.y, base.scores), (name, m, y, score)):
-        ya = np.asarray(yy, dtype=np.int64)
-        if ya.size:
-            recall, precision = pr_curve(ya, np.asarray(ss, dtype=np.float64))
-            ax.step(
-                recall, precision, where="post", label=f"{label} (AP {_fmt(mm.average_precision)})"
-            )
-    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower left")
-    out["pr_compare.png"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    days = sorted(set(base.metrics.card_precision_at_100) | set(m.card_precision_at_100))
-    for label, mm in ((base.name, base.metrics), (name, m)):
-        vals = [mm.card_precision_at_100.get(d) for d in days]
-        ax.plot(
-            range(len(days)), [np.nan if v is None else v for v in vals], marker=".", label=label
-        )
-    step = max(1, len(days) // 12)
-    ax.set_xticks(range(0, len(days), step), days[::step], rotation=45, ha="right")
-    ax.set(ylabel="card precision@100", title="Card precision@100 per day")
-    ax.set_ylim(0, 1.02)
-    ax.legend()
-    out["card_precision_compare.png"] = _png(fig)
-    return out
-
-
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
@@ -358,8 +292,6 @@ def _png(fig: Figure) -> bytes:
 
 
 PLOT_TITLES = {
-    "pr_compare.png": "Precision-recall, both replays",
-    "card_precision_compare.png": "Card precision@100 per day, both replays",
     "pr_curve.png": "Precision-recall curve",
     "roc_curve.png": "ROC curve",
     "alerts_per_day.png": "Alert volume per day",
@@ -419,12 +351,14 @@ def render_html(title: str, sections: Sequence[Section], images: dict[str, bytes
 @dataclass(frozen=True)
 class Context:
     """What the report says about the run beside its metrics (all optional): where the
-    records came from and with which settings, the top-scored transactions, ``--compare``."""
+    records came from and with which settings, the top-scored transactions, ``--compare``,
+    and more ``sections`` after it (``--retrain``: off vs on)."""
 
     provenance: Sequence[tuple[str, str]] = ()
     settings: Sequence[tuple[str, str, str]] = ()  # section.name, masked value, source
     top: Table | None = None
     comparison: Comparison | None = None
+    sections: Sequence[Section] = ()
     thresholds: Thresholds | None = None
     all_scores: Sequence[float] = ()
 
@@ -436,15 +370,12 @@ def write_report(
     score: Sequence[float],
     *,
     title: str,
-    baseline: Baseline | None = None,
-    name: str = "this replay",
     context: Context = Context(),
 ) -> list[Path]:
     """Write report.md, report.html, the PNGs and metrics.json into ``out``; returns the paths.
 
-    The report opens with the run's provenance and, with ``context.comparison``, the
-    ``--compare`` result; with ``baseline``, both replays side by side (a table and two
-    plots); the rest describes this replay (``name``).
+    The report opens with the run's provenance, the ``--compare`` result
+    (``context.comparison``) and ``context.sections``; the rest describes this replay.
     """
     out.mkdir(parents=True, exist_ok=True)
     c = context
@@ -453,10 +384,8 @@ def write_report(
         sections.append(Section("Provenance", (["item", "value"], [list(r) for r in c.provenance])))
     if c.comparison is not None:
         sections += c.comparison.sections()
+    sections += c.sections
     images = plots(m, y, score, thresholds=c.thresholds, all_scores=c.all_scores)
-    if baseline is not None:
-        sections.append(Section(f"Compared with {baseline.name}", compare_table(baseline, m, name)))
-        images = {**compare_plots(baseline, m, y, score, name), **images}
     sections += [Section(k, t) for k, t in tables(m).items()]
     if c.top is not None:
         sections.append(Section("Top-scored transactions", c.top))
@@ -466,7 +395,7 @@ def write_report(
                 "Settings",
                 (["setting", "value", "source"], [list(r) for r in c.settings]),
                 "Every setting not at its default, and every setting that shapes scores "
-                "(validation, features, model, ensemble, feedback, rules); secrets masked.",
+                "(validation, features, model, ensemble, rules); secrets masked.",
             )
         )
     written: list[Path] = []

@@ -1,6 +1,6 @@
 """``fraudflow backtest``: replay a file or a topic range through the flow and grade it.
 
-The library (replay, interleave, grade, collect sinks) is :mod:`fraudflow.backtest.replay`.
+The library (replay, grade, collect sinks) is :mod:`fraudflow.backtest.replay`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from fraudflow.backtest.replay import (
     event_range,
     grade,
     input_source,
-    interleave_labels,
     outside_window,
     read_label_file,
     read_labels,
@@ -36,11 +35,12 @@ from fraudflow.backtest.replay import (
     top_scored,
     write_scores,
 )
-from fraudflow.backtest.report import Baseline, Comparison, Context, Thresholds, write_report
+from fraudflow.backtest.report import Comparison, Context, Section, Thresholds, write_report
 from fraudflow.cli.common import add_settings_flags, fail, resolved_from_args
 from fraudflow.config.settings import (
     ConfigError,
     Settings,
+    _fmt,
     differences,
     load_settings,
     parse_duration,
@@ -96,14 +96,9 @@ def register(sub: Any) -> None:
         metavar="DURATION",
         help="a label without label_time is known this long after its transaction (7d, 36h) [0s]",
     )
-    p.add_argument(
-        "--feedback",
-        choices=("off", "on", "compare"),
-        default="off",
-        help="learn from the labels as they become known (after --label-delay, or at label_time): "
-        "'on' replays with feedback, 'compare' replays without and with it and prints both "
-        "(docs/feedback.md) [off]",
-    )
+    # --feedback {off,on,compare} replayed the retired in-flow feedback step: its successor
+    # is --retrain (off vs on); given, it fails and says so
+    p.add_argument("--feedback", dest="feedback_mode", default=None, help=argparse.SUPPRESS)
     p.add_argument("--scores-out", type=Path, metavar="FILE.jsonl", help="write one line per txn")
     p.add_argument("--report", type=Path, metavar="DIR", help="write report.md/report.html here")
     p.add_argument(
@@ -120,15 +115,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--retrain", type=parse_duration, metavar="DURATION",
-        help="simulate scheduled training (with --feedback off): retrain every DURATION of "
-        "event time (1d) on the labels known by then, and print off vs on (docs/training.md)",
+        help="simulate scheduled training: retrain every DURATION of event time (1d) on the "
+        "labels known by then, and print off vs on (docs/training.md)",
     )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_flags(p, SETTINGS)
     p.set_defaults(func=main)
 
 
-SHAPES_SCORES = ("validation", "features", "model", "ensemble", "feedback", "rules")
+SHAPES_SCORES = ("validation", "features", "model", "ensemble", "rules")
 
 
 def load(args: argparse.Namespace) -> tuple[Settings, list[tuple[str, str, str]]]:
@@ -140,6 +135,11 @@ def load(args: argparse.Namespace) -> tuple[Settings, list[tuple[str, str, str]]
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.feedback_mode is not None:
+        return fail(
+            f"--feedback {args.feedback_mode}: retired with the in-flow feedback step: use "
+            "--retrain 1d, which prints off vs on (docs/training.md)"
+        )
     if (args.input is None) == (args.topic is None):
         return fail("give either --input FILE or --brokers B --topic T [--from TIME --to TIME]")
     if args.labels is not None and not args.labels.is_file():
@@ -240,38 +240,19 @@ def _backtest(args: argparse.Namespace, run: Run) -> int:
         labels = {k: v for k, v in labels.items() if k not in ids_out}  # never replayed
         outside = (n_out, f"[{args.start or 'start'}, {args.end or 'end'})")
     progress = not args.quiet
-    with tempfile.TemporaryDirectory(prefix="fraudflow-labels-") as tmp:
-        if args.feedback == "off":
-            result = replay(settings, input_source(paths, window), total=total, progress=progress)
-        else:
-            fed = interleave_labels(paths, labels, args.label_delay, Path(tmp))
-            on = settings.replace(feedback=True)
-            if args.feedback == "compare":
-                base = replay(settings, input_source(paths, window), total=total, progress=progress)
-                base_graded = grade(base.decisions, labels, args.label_delay)
-            result = replay(
-                on, input_source(fed, window), total=total + len(labels), progress=progress,
-                interleaved_labels=True,
-            )  # fmt: skip
+    result = replay(settings, input_source(paths, window), total=total, progress=progress)
     graded = grade(result.decisions, labels, args.label_delay)
     if args.scores_out is not None:
         write_scores(args.scores_out, result.decisions)
     if args.feature_log is not None:
         write_feature_log(args.feature_log, result.decisions)
+    retrained: list[Section] = []
     if args.retrain is not None:
-        print(retrain_text(result.decisions, labels, args.label_delay, args.retrain))
+        text, figures = retrain_result(result.decisions, labels, args.label_delay, args.retrain)
+        print(text)
         print()
+        retrained.append(retrain_section(figures, args.retrain))
     print(summary_text(result, graded, outside))
-    if args.feedback == "compare":
-        print()
-        print(
-            compare_text(
-                comparison(
-                    base, base_graded, result, graded,
-                    labels=labels, name="feedback on", baseline="feedback off",
-                )
-            )
-        )  # fmt: skip
     cmp = None
     if args.compare is not None:
         try:
@@ -288,16 +269,11 @@ def _backtest(args: argparse.Namespace, run: Run) -> int:
         print()
         print(compare_text(cmp))
     if args.report is not None:
-        baseline = None
-        if args.feedback == "compare":
-            baseline = Baseline(
-                "feedback off", base_graded.metrics, base_graded.y, base_graded.scores
-            )
         write_report(
             args.report, graded.metrics, graded.y, graded.scores, title=run.title,
-            baseline=baseline, name="feedback on" if args.feedback != "off" else "this replay",
             context=report_context(
-                args, run, result, labels, cmp, outside=None if outside is None else outside[0]
+                args, run, result, labels, cmp, outside=None if outside is None else outside[0],
+                sections=retrained,
             ),
         )  # fmt: skip
     return 0
@@ -311,8 +287,10 @@ def report_context(
     cmp: Comparison | None,
     *,
     outside: int | None = None,
+    sections: Sequence[Section] = (),
 ) -> Context:
-    """The report's provenance, settings, top-scored table and ``--compare`` result."""
+    """The report's provenance, settings, top-scored table, ``--compare`` result and the
+    ``--retrain`` ``sections``."""
     span = event_range(result.decisions)
     versions: dict[str, set[str]] = {"rules": set(), "model": set()}
     in_force: set[float] = set()
@@ -336,7 +314,7 @@ def report_context(
         ),
         ("labels", str(args.labels) if args.labels else "the input's _label fields"),
         ("label delay", str(args.label_delay)),
-        ("feedback", args.feedback),
+        ("scheduled training", "off" if args.retrain is None else f"every {_fmt(args.retrain)}"),
         ("rules directory", str(run.settings.rules.rules)),
         ("rules version(s)", ", ".join(sorted(versions["rules"])) or result.rules_version),
         ("model version(s)", ", ".join(sorted(versions["model"])) or result.model_version),
@@ -354,18 +332,20 @@ def report_context(
         settings=run.settings_rows,
         top=top_scored(result.decisions, labels, 20),
         comparison=cmp,
+        sections=sections,
         thresholds=Thresholds(e.review_threshold, e.block_threshold),
         all_scores=[d.score for d in result.decisions],
     )
 
 
-def retrain_text(
+def retrain_result(
     decisions: Sequence[Decision],
     labels: Mapping[str, LabelInfo],
     delay: timedelta,
     every: timedelta,
-) -> str:
-    """``--retrain``: the scheduled-training simulation over this replay's feature log."""
+) -> tuple[str, dict[str, Any]]:
+    """``--retrain``: the scheduled-training simulation over this replay's feature log
+    (text, figures)."""
     known = {
         d.txn.transaction_id: (info.label, label_known_at(d.txn.ts, info.label_time, delay))
         for d in decisions
@@ -373,8 +353,32 @@ def retrain_text(
     }
     frame = Frame.from_records(log_record(d) for d in decisions)
     params = TrainParams(step=every.total_seconds(), risk=RiskParams(delay=delay.total_seconds()))
-    text, _ = retrain_report(frame, known, params, every=every.total_seconds())
-    return text
+    return retrain_report(frame, known, params, every=every.total_seconds())
+
+
+RETRAIN_ROWS = (
+    ("off", "all labelled: off (this replay)"),
+    ("on", "all labelled: on (retrained)"),
+    ("off_last", "last 7 d: off"),
+    ("on_last", "last 7 d: on"),
+    ("reference_last", "last 7 d: offline reference"),
+)
+
+
+def retrain_section(figures: Mapping[str, Any], every: timedelta) -> Section:
+    """The report's ``--retrain`` table: off vs on, as printed."""
+
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    shown = ("average_precision", "roc_auc", "card_precision_at_100")
+    rows = [[name, *(f(figures[key][m]) for m in shown)] for key, name in RETRAIN_ROWS]
+    return Section(
+        "Scheduled training: off vs on",
+        (["scores", "AP", "ROC AUC", "card precision@100"], rows),
+        f"Retrained every {_fmt(every)} of event time on the labels known by then: "
+        f"{figures['trainings']} trainings, {figures['promotions']} promoted (docs/training.md).",
+    )
 
 
 def compare_settings(args: argparse.Namespace, base: Settings, what: Path) -> Settings:

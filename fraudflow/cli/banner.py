@@ -85,7 +85,7 @@ def banner_lines(
         f"  brokers         {masked(','.join(k.brokers))}",
         f"  input           {k.input_topic} ({partitions.get(k.input_topic, '?')})",
     ]
-    if settings.feedback.feedback:
+    if settings.feedback.label_store:
         lines.append(f"  labels          {k.labels_topic} ({partitions.get(k.labels_topic, '?')})")
     lines += [
         f"  alerts          {k.alerts_topic} ({partitions.get(k.alerts_topic, '?')})",
@@ -102,7 +102,7 @@ def print_banner(
 ) -> None:
     k = settings.kafka
     topics = [k.input_topic, k.alerts_topic, k.dlq_topic]
-    if settings.feedback.feedback:
+    if settings.feedback.label_store:
         topics.append(k.labels_topic)
     lines = banner_lines(settings, rules_version, model_version, topic_partitions(settings, topics))
     print("\n".join(lines), file=out, flush=True)

@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from fraudflow.config.settings import FIELDS, ConfigError, Resolved, Settings, _fmt, resolve
+from fraudflow.config.settings import (
+    FIELDS,
+    RETIRED,
+    ConfigError,
+    Resolved,
+    Settings,
+    _fmt,
+    resolve,
+)
 from fraudflow.observability.progress import progress
 from fraudflow.observability.stats import RunStats
 from fraudflow.sinks.retry import secret_parts
@@ -42,6 +50,21 @@ def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) ->
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
 
 
+def add_retired_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """Hidden flags of retired settings (:data:`~fraudflow.config.settings.RETIRED`) this
+    command had: given, they fail with the retirement message, not argparse's 'unrecognized
+    arguments'."""
+    for name in names:
+        flag = "--" + name.replace("_", "-")
+        if name == "feedback":  # the one switch among them; the others took a value
+            parser.add_argument(
+                flag, dest=name, action="store_const", const=True, default=None,
+                help=argparse.SUPPRESS,
+            )  # fmt: skip
+        else:
+            parser.add_argument(flag, dest=name, default=None, help=argparse.SUPPRESS)
+
+
 def settings_from_args(args: argparse.Namespace, names: Sequence[str], **fixed: Any) -> Settings:
     """YAML, then environment, then these flags (and ``fixed`` values)."""
     return resolved_from_args(args, names, **fixed).settings
@@ -50,7 +73,8 @@ def settings_from_args(args: argparse.Namespace, names: Sequence[str], **fixed: 
 def resolved_from_args(args: argparse.Namespace, names: Sequence[str], **fixed: Any) -> Resolved:
     """As :func:`settings_from_args`, with where each value came from (``config
     --effective``); unknown ``FRAUDFLOW_*`` variables are warned about as by ``load_settings``."""
-    flags = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    given = (*names, *RETIRED)  # a retired flag given (add_retired_flags) is an error
+    flags = {n: getattr(args, n) for n in given if getattr(args, n, None) is not None}
     flags.update(fixed)
     r = resolve(getattr(args, "config", None), flags)
     for line in r.warnings:
@@ -103,8 +127,7 @@ def print_summary(
         "fraudflow run summary",
         f"  received        {s['received']:>10,}",
         f"  valid (scored)  {s['valid']:>10,}",
-        f"  labels applied  {s['labels']:>10,}   ({s['label_frauds']:,} fraud; "
-        f"{s['awaiting_labels']:,} transactions awaiting a label)",
+        f"  labels stored   {s['labels']:>10,}   ({s['label_frauds']:,} fraud; labels store)",
         f"  dead-lettered   {s['dead_lettered']:>10,}   {_codes(s['dead_by_code'])}",
         f"  accounted for   {accounted}",
         f"  late records    {s['late']:>10,}   (scored, flagged, not learned from)",
@@ -128,6 +151,7 @@ def _codes(codes: dict[str, int]) -> str:
 
 __all__ = [
     "ConfigError",
+    "add_retired_flags",
     "add_settings_flags",
     "fail",
     "print_summary",

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fraudflow.cli.common import add_settings_flags, fail, warn_secret_flags
+from fraudflow.cli.common import add_retired_flags, add_settings_flags, fail, warn_secret_flags
 from fraudflow.config.settings import (
     FIELDS,
+    RETIRED,
     ConfigError,
     describe,
     load_settings,
@@ -37,6 +38,7 @@ def register(sub: Any) -> None:
         help="print the resolved settings with the source of each value, secrets masked",
     )
     add_settings_flags(p, list(FIELDS))
+    add_retired_flags(p, list(RETIRED))
     p.set_defaults(func=main)
 
 
@@ -67,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
 def effective(args: argparse.Namespace) -> int:
     """``config --effective``: each setting, its masked value and its source."""
     warn_secret_flags(args)
-    flags = {n: getattr(args, n) for n in FIELDS if getattr(args, n, None) is not None}
+    flags = {n: getattr(args, n) for n in (*FIELDS, *RETIRED) if getattr(args, n, None) is not None}
     try:
         r = resolve(args.config or args.check, flags)
     except ConfigError as exc:

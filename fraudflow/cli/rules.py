@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fraudflow.cli.common import add_settings_flags, fail, settings_from_args
+from fraudflow.cli.common import add_retired_flags, add_settings_flags, fail, settings_from_args
 from fraudflow.config.settings import ConfigError
 from fraudflow.operators.features.catalogue import FeatureSpec, feature_catalogue
 from fraudflow.rules.errors import RuleError
 from fraudflow.rules.loader import load_rules
 from fraudflow.rules.testing import load_cases, run_cases, untested
 
-_SETTINGS = ("windows", "feedback")
+_SETTINGS = ("windows",)
 
 
 def register(sub: Any) -> None:
@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
     )
     check.add_argument("directory", type=Path, metavar="DIR")
     add_settings_flags(check, _SETTINGS)
+    add_retired_flags(check, ("feedback",))
     check.set_defaults(func=_check)
     test = cmds.add_parser(
         "test",
@@ -50,6 +51,7 @@ def register(sub: Any) -> None:
         "-q", "--quiet", action="store_true", help="print only failures and the summary"
     )
     add_settings_flags(test, _SETTINGS)
+    add_retired_flags(test, ("feedback",))
     test.set_defaults(func=_test)
     feats = cmds.add_parser(
         "features",
@@ -59,12 +61,13 @@ def register(sub: Any) -> None:
     )
     feats.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     add_settings_flags(feats, _SETTINGS)
+    add_retired_flags(feats, ("feedback",))
     feats.set_defaults(func=_features)
 
 
 def _catalogue(args: argparse.Namespace) -> dict[str, FeatureSpec]:
     settings = settings_from_args(args, _SETTINGS)
-    return feature_catalogue(settings.features.windows, settings.feedback)
+    return feature_catalogue(settings.features.windows)
 
 
 def _check(args: argparse.Namespace) -> int:

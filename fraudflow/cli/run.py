@@ -14,6 +14,7 @@ import redis
 
 from fraudflow.cli.banner import print_banner
 from fraudflow.cli.common import (
+    add_retired_flags,
     add_settings_flags,
     fail,
     print_summary,
@@ -36,7 +37,6 @@ FLAGS = (
     "input_topic",
     "alerts_topic",
     "dlq_topic",
-    "feedback",
     "labels_topic",
     "alert_budget",
     "rules",
@@ -65,6 +65,7 @@ def register(sub: Any) -> None:
         ),
     )
     add_settings_flags(p, FLAGS)
+    add_retired_flags(p, ("feedback",))
     p.add_argument(
         "-w", "--workers", type=int, default=1, help="worker threads in this process [1]"
     )
@@ -169,14 +170,14 @@ def preflight(settings: Settings) -> None:
             raise ConfigError(msg) from None
     rules_dir = settings.rules.rules
     try:
-        load_rules(rules_dir, feature_catalogue(settings.features.windows, settings.feedback))
+        load_rules(rules_dir, feature_catalogue(settings.features.windows))
     except RuleError as exc:
         health.set_check("rules", False, str(rules_dir))
         raise ConfigError(f"rules.rules: {rules_dir}: {exc}") from None
     health.set_check("rules", True, str(rules_dir))
     k = settings.kafka
     topics = [("input_topic", k.input_topic)]
-    if settings.feedback.feedback:
+    if settings.feedback.label_store:
         topics.append(("labels_topic", k.labels_topic))
     try:
         check_kafka(k, topics, k.startup_timeout.total_seconds())

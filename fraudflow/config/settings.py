@@ -120,7 +120,8 @@ class KafkaSettings:
     from_beginning: bool = _opt(False, "read the input from the earliest offset (else the latest)")
     exit_at_end: bool = _opt(False, "stop when the end of every input partition is reached")
     labels_topic: str = _opt(
-        "labels", "topic of confirmed labels {transaction_id, label, reported_at} (with feedback)"
+        "labels",
+        "topic of confirmed labels {transaction_id, label, reported_at} (with label_store)",
     )
     source_batch_size: int = _opt(1000, "messages read from Kafka per poll")
     kafka_config: Mapping[str, str] = field(
@@ -192,10 +193,6 @@ class EnsembleSettings:
     review_threshold: float = _opt(0.5, "score at or above which a decision is 'review'")
     block_threshold: float = _opt(0.85, "score at or above which a decision is 'block'")
     top_reasons: int = _opt(3, "reason codes kept per decision")
-    weight_supervised: float = _opt(0.5, "weight of the supervised model's probability (feedback)")
-    weight_entity: float = _opt(
-        1.0, "weight of entity_risk (feedback); weight x score is capped at 1"
-    )
     alert_budget: float = _opt(
         0.015,
         "share of recent decisions per shard the review tier holds (the top scores); 0 = off,"
@@ -206,37 +203,9 @@ class EnsembleSettings:
 
 @dataclass(frozen=True)
 class FeedbackSettings:
-    feedback: bool = _opt(
-        False, "learn from labels: the labels topic in a live run, replayed labels in a backtest"
-    )
-    label_horizon: timedelta = _opt(
-        timedelta(days=14),
-        "a scored transaction waits this long (event time) for its label, then counts as legit",
-    )
-    max_pending: int = _opt(
-        2_000_000, "scored transactions kept for their labels at most (oldest go first)"
-    )
-    early_label_horizon: timedelta = _opt(
-        timedelta(0),
-        "a label read before its transaction waits this long (the step's clock) for it, then"
-        " is dead-lettered label_unmatched; 0 = dead-letter at once (label_unknown_transaction)",
-    )
-    max_early_labels: int = _opt(
-        100_000, "labels waiting for their transactions at most (the oldest go first)"
-    )
-    entity_fields: tuple[str, ...] = _opt(
-        ("merchant_id", "device_id", "country"), "transaction fields whose fraud rate is tracked"
-    )
-    entity_windows: tuple[timedelta, ...] = _opt(
-        (timedelta(days=7), timedelta(days=28)), "event-time windows of the entity fraud rates"
-    )
-    entity_prior_strength: float = _opt(
-        20.0, "pseudo-transactions at the overall fraud rate that smooth an entity's rate"
-    )
-    supervised_learning_rate: float = _opt(0.01, "SGD step of the online logistic regression")
-    supervised_warmup: int = _opt(
-        30, "fraud and legit examples the supervised model must learn before its probability counts"
-    )
+    """Learning from labels, in batch (docs/training.md). The section keeps its name from
+    the in-flow feedback step it outlived (:data:`RETIRED`)."""
+
     feature_log: bool = _opt(
         False, "write every decision's model inputs to the PostgreSQL feature_log (training)"
     )
@@ -335,7 +304,7 @@ class Settings:
 
 def _check(s: Settings) -> None:
     problems: list[str] = []
-    for part in (_check_main, _check_feedback_of, _check_outputs):
+    for part in (_check_main, _check_outputs):
         try:
             part(s)
         except ConfigError as exc:
@@ -354,11 +323,9 @@ def _check_main(s: Settings) -> None:
             f"{e.review_threshold} and {e.block_threshold}"
         )
         problems.append(msg)
-    for name in ("weight_hst", "weight_zscore", "weight_iqr", "weight_rules", "weight_supervised"):
+    for name in ("weight_hst", "weight_zscore", "weight_iqr", "weight_rules"):
         if not 0 <= getattr(e, name) <= 1:
             problems.append(f"ensemble.{name}: must be within [0, 1]")
-    if e.weight_entity < 0:
-        problems.append("ensemble.weight_entity: must be >= 0")
     if not 0 <= e.alert_budget < 1 or e.alert_budget_window < 100:
         problems.append("ensemble: need 0 <= alert_budget < 1 and alert_budget_window >= 100")
     if not s.features.windows or any(w.total_seconds() <= 0 for w in s.features.windows):
@@ -408,42 +375,40 @@ def _check_outputs(s: Settings) -> None:
         raise ConfigError(problems)
 
 
-ENTITY_FIELDS = (
-    "merchant_id",
-    "merchant_category",
-    "country",
-    "device_id",
-    "ip",
-    "payment_method",
-    "channel",
-    "user_id",
-)
+# Settings of the in-flow feedback step (entity fraud rates in event time and an online
+# logistic regression, one key for the whole cluster), retired in issue 17: labels train a
+# model in batch now (docs/training.md). Setting one, anywhere, is an error that says so.
+RETIRED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "feedback",
+            "label_horizon",
+            "max_pending",
+            "early_label_horizon",
+            "max_early_labels",
+            "entity_fields",
+            "entity_windows",
+            "entity_prior_strength",
+            "supervised_learning_rate",
+            "supervised_warmup",
+        ),
+        "feedback",
+    ),
+    "weight_supervised": "ensemble",
+    "weight_entity": "ensemble",
+}
 
 
-def _check_feedback_of(s: Settings) -> None:
-    _check_feedback(s.feedback)
+def retired(where: str, name: str) -> str:
+    """The problem of a retired setting given at ``where``.
 
-
-def _check_feedback(f: FeedbackSettings) -> None:
-    problems: list[str] = []
-    bad = [x for x in f.entity_fields if x not in ENTITY_FIELDS]
-    if bad or len(set(f.entity_fields)) != len(f.entity_fields):
-        problems.append(
-            f"feedback.entity_fields: {', '.join(bad) or 'duplicates'}; "
-            f"choose distinct fields among {', '.join(ENTITY_FIELDS)}"
-        )
-    if not f.entity_windows or any(
-        w.total_seconds() < 86400 or w.total_seconds() % 86400 for w in f.entity_windows
-    ):
-        problems.append("feedback.entity_windows: one or more, whole days only (1d, 7d, 28d)")
-    if f.label_horizon.total_seconds() <= 0 or f.max_pending < 1:
-        problems.append("feedback: label_horizon and max_pending must be positive")
-    if f.early_label_horizon.total_seconds() < 0 or f.max_early_labels < 1:
-        problems.append("feedback: early_label_horizon >= 0 and max_early_labels >= 1")
-    if f.entity_prior_strength <= 0 or f.supervised_learning_rate <= 0:
-        problems.append("feedback: entity_prior_strength and supervised_learning_rate > 0")
-    if problems:
-        raise ConfigError(problems)
+    >>> retired("environment: FRAUDFLOW_FEEDBACK", "feedback")  # doctest: +ELLIPSIS
+    'environment: FRAUDFLOW_FEEDBACK: feedback.feedback was retired with the in-flow ...'
+    """
+    return (
+        f"{where}: {RETIRED[name]}.{name} was retired with the in-flow feedback step; remove "
+        "it (labels now train a model in batch: fraudflow train, docs/training.md)"
+    )
 
 
 # --- loading ---------------------------------------------------------------
@@ -583,6 +548,9 @@ def _build(
     merged = {sec: dict(nested.get(sec, {})) for sec in SECTIONS}
     problems: list[str] = []
     for name, value in flat.items():
+        if name in RETIRED:
+            problems.append(retired(source, name))
+            continue
         if name not in FIELDS:
             problems.append(f"{source}: unknown setting {name!r}{suggest(name, FIELDS)}")
             continue
@@ -618,6 +586,9 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
             problems.append(f"{path}: section {sec!r} must be a mapping")
             continue
         for name, value in body.items():
+            if name in RETIRED:
+                problems.append(retired(str(path), name))
+                continue
             if name not in FIELDS or FIELDS[name][0] != sec:
                 where = f" (it belongs in section {FIELDS[name][0]!r})" if name in FIELDS else ""
                 near = "" if where else suggest(str(name), _SECTION_FIELDS[sec])
@@ -658,8 +629,14 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     known = [ENV_PREFIX + n.upper() for n in FIELDS]
     known += [ENV_PREFIX + n.upper() + "_FILE" for n, (_s, f) in FIELDS.items() if _secret(f)]
     out = []
+    gone = {ENV_PREFIX + n.upper() for n in RETIRED}  # an error (_env_values), not a warning
     for key in sorted(environ):
-        if key.startswith(ENV_PREFIX) and key not in known and not _is_other_variable(key):
+        if (
+            key.startswith(ENV_PREFIX)
+            and key not in known
+            and key not in gone
+            and not _is_other_variable(key)
+        ):
             out.append(f"{key} is not a setting and is ignored{suggest(key, known)}")
     return out
 
@@ -684,7 +661,9 @@ def _env_values(
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX) :].lower()
-            if name in FIELDS:
+            if name in RETIRED and key == ENV_PREFIX + name.upper():
+                problems.append(retired(f"environment: {key}", name))
+            elif name in FIELDS:
                 out[name] = value
                 sources[name] = f"env {key}"
     for name, value in _secret_files(environ, set(out), problems).items():
@@ -845,6 +824,9 @@ def resolve(
         if value is None:
             continue
         flag = "--" + name.replace("_", "-")
+        if name in RETIRED:
+            problems.append(retired(f"flag {flag}", name))
+            continue
         if name not in FIELDS:
             flags_known = ["--" + n.replace("_", "-") for n in FIELDS]
             problems.append(f"flag {flag}: unknown setting{suggest(flag, flags_known)}")

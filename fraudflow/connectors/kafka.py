@@ -53,10 +53,10 @@ def transactions_source(k: KafkaSettings) -> KafkaSource:
 
 
 def labels_source(k: KafkaSettings, timeout: float = 15.0) -> KafkaSource:
-    """The labels topic (feedback), read like the input topic.
+    """The labels topic (for the labels store), read like the input topic.
 
     The topic must exist: a source on a missing topic reads nothing and
-    feedback would silently learn nothing. (Listing all topics, not asking
+    the labels store would silently stay empty. (Listing all topics, not asking
     for this one, so a broker that auto-creates topics does not create it.)
     """
     try:

@@ -366,7 +366,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     def rules_in_force() -> dict[str, Any]:
         s = svc.settings
-        result = load_directory(s.rules.rules, feature_catalogue(s.features.windows, s.feedback))
+        result = load_directory(s.rules.rules, feature_catalogue(s.features.windows))
         rules = []
         if result.ruleset is not None:
             rules = [

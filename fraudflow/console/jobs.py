@@ -67,7 +67,7 @@ def overlay_rules(current: Path, files: Mapping[str, str], dest: Path) -> Path:
 
 def check_rules(settings: Settings, files: Mapping[str, str]) -> dict[str, Any]:
     """The checker of ``fraudflow rules check`` on the rules in force with ``files`` over them."""
-    catalogue = feature_catalogue(settings.features.windows, settings.feedback)
+    catalogue = feature_catalogue(settings.features.windows)
     with tempfile.TemporaryDirectory(prefix="fraudflow-rules-") as tmp:
         d = overlay_rules(settings.rules.rules, files, Path(tmp) / "rules")
         result = load_directory(d, catalogue)
@@ -218,7 +218,7 @@ class BacktestJobs:
     """Runs one backtest at a time in a background thread; keeps the last ``KEEP_JOBS``."""
 
     def __init__(self, settings: Settings, store: Store, max_records: int = MAX_RECORDS) -> None:
-        self.settings = settings.replace(recovery_dir=None, feedback=False)
+        self.settings = settings.replace(recovery_dir=None)
         self.store = store
         self.max_records = max_records
         self._jobs: dict[str, Job] = {}
@@ -262,7 +262,7 @@ class BacktestJobs:
                 f"more than {self.max_records:,} decisions in the range; choose a shorter one"
             )
         job.records = len(rows)
-        catalogue = feature_catalogue(self.settings.features.windows, self.settings.feedback)
+        catalogue = feature_catalogue(self.settings.features.windows)
         with tempfile.TemporaryDirectory(prefix="fraudflow-backtest-") as tmp:
             base = Path(tmp)
             proposed_dir = overlay_rules(self.settings.rules.rules, files, base / "rules")

@@ -1,7 +1,7 @@
 """Analysts' verdicts as labels on the labels topic, in the flow's label format.
 
 One JSON object per verdict, ``{"transaction_id", "label": "fraud"|"legit",
-"reported_at": RFC 3339}``, keyed by ``user_id`` (see docs/feedback.md), which
+"reported_at": RFC 3339}``, keyed by ``user_id`` (see docs/training.md), which
 :func:`fraudflow.operators.ingest.labels.parse_label` reads back.
 
 >>> label_message("t1", "fraud", datetime(2026, 1, 2, tzinfo=UTC))

@@ -1,12 +1,11 @@
 """The detection dataflow: one builder for run, demo, backtest, tests and clusters.
 
-    input (+ labels input) -> parse/validate -> key by shard (= input partition)
+    input -> parse/validate -> key by shard (= input partition)
           -> score: per-user features + the shard's Half-Space Trees
-             (labels pass through in their partition's order)
-          -> [feedback on] feedback: entity risk + supervised model, learn from labels
-          -> decide: rules + ensemble
+          -> decide: rules + ensemble (+ the trained model, when one is served)
           -> [alert_budget > 0] budget: per-shard review threshold from a score quantile
           -> alerts sink (tier >= review), decision sinks (all decisions)
+    [label_store on] labels input -> parse -> labels store (training)
     parse/validate, duplicate and unusable-label errors -> dead-letter sink
 
 Why shards are input partitions: docs/architecture.md.
@@ -29,13 +28,7 @@ from fraudflow.flows.wiring import kafka_io
 from fraudflow.operators.decide.budget import AlertBudget
 from fraudflow.operators.decide.ensemble import EnsembleParams, decide, model_version
 from fraudflow.operators.decide.step import BudgetLogic
-from fraudflow.operators.detectors.feedback import FeedbackParams
-from fraudflow.operators.detectors.step import (
-    FeedbackLogic,
-    Scored,
-    ShardLogic,
-    shard_key,
-)
+from fraudflow.operators.detectors.step import Scored, ShardLogic, shard_key
 from fraudflow.operators.features.catalogue import feature_catalogue
 from fraudflow.operators.features.user import FeatureParams
 from fraudflow.operators.ingest.step import ParseStep
@@ -45,7 +38,7 @@ from fraudflow.state import snapshot
 from fraudflow.training.serving import score_batch
 
 
-def _is_valid(x: Transaction | Label | DeadLetter) -> TypeGuard[Transaction | Label]:
+def _is_valid(x: Transaction | DeadLetter) -> TypeGuard[Transaction]:
     return type(x) is not DeadLetter
 
 
@@ -53,11 +46,7 @@ def _is_label(x: Label | DeadLetter) -> TypeGuard[Label]:
     return type(x) is Label
 
 
-def _is_scored(x: Scored) -> TypeGuard[FeatureRow | Label]:
-    return type(x) is not DeadLetter
-
-
-def _is_row(x: FeatureRow | DeadLetter) -> TypeGuard[FeatureRow]:
+def _is_scored(x: Scored) -> TypeGuard[FeatureRow]:
     return type(x) is FeatureRow
 
 
@@ -74,12 +63,9 @@ def build_flow(
     fparams = FeatureParams.from_settings(settings.features, vset)
     eparams = EnsembleParams.from_settings(settings.ensemble)
     mver = model_version(settings)
-    feedback = settings.feedback.feedback
-    catalogue = feature_catalogue(settings.features.windows, settings.feedback)
+    catalogue = feature_catalogue(settings.features.windows)
     rules = RuleWatcher(settings.rules.rules, catalogue, settings.rules.rules_reload_interval)
-    parse = ParseStep(
-        vset, stats, clock, io.require_key, interleaved=feedback and io.interleaved_labels
-    )
+    parse = ParseStep(vset, stats, clock, io.require_key)
     stats.set_versions(rules.current().version, mver)
 
     def shard_builder(resume: bytes | None) -> ShardLogic:
@@ -113,7 +99,7 @@ def build_flow(
         return out
 
     def count_stored(labels: list[Label]) -> list[Label]:
-        stats.feedback(len(labels), sum(x.label for x in labels), 0)
+        stats.labels_stored(len(labels), sum(x.label for x in labels))
         return labels
 
     def count_dead(letters: list[Any]) -> list[DeadLetter]:
@@ -126,18 +112,14 @@ def build_flow(
         "parse", op.input("input", flow, stoppable(io.source)), parse.transactions
     )
     label_dead: list[Any] = []
-    if (feedback or io.label_store is not None) and io.labels is not None:
+    if io.label_store is not None and io.labels is not None:
+        # every valid label to the labels store (training, docs/training.md)
         raw_labels = op.input("labels_input", flow, stoppable(io.labels))
         got_labels = op.flat_map_batch("parse_labels", raw_labels, parse.labels)
-        if io.label_store is not None:  # every valid label to the labels store (training)
-            stored = op.branch("split_stored_labels", got_labels, _is_label)
-            kept: Any = stored.trues
-            if not feedback:  # else the feedback step counts them
-                kept = op.flat_map_batch("count_stored_labels", kept, count_stored)
-                label_dead.append(stored.falses)
-            op.output("labels_store_out", kept, io.label_store)
-        if feedback:
-            parsed = op.merge("with_labels", parsed, got_labels)
+        stored = op.branch("split_stored_labels", got_labels, _is_label)
+        counted = op.flat_map_batch("count_stored_labels", stored.trues, count_stored)
+        label_dead.append(stored.falses)
+        op.output("labels_store_out", counted, io.label_store)
     valid = op.branch("split_invalid", parsed, _is_valid)
     by_shard = op.key_on("key_shard", valid.trues, shard_key)
     scored = op.branch(
@@ -146,28 +128,7 @@ def build_flow(
         _is_scored,
     )
     dead_streams = [valid.falses, scored.falses, *label_dead]
-    rows: Any = scored.trues
-    if feedback:
-        fb = FeedbackParams.from_settings(settings.feedback, catalogue)
-
-        def feedback_builder(resume: bytes | None) -> FeedbackLogic:
-            return FeedbackLogic(fb, snapshot.restore(resume), keep_state, stats, clock)
-
-        learned = op.branch(
-            "split_label_errors",
-            op.key_rm(
-                "unkey_feedback",
-                op.stateful_batch(
-                    "feedback",
-                    op.key_on("key_feedback", rows, lambda _: "feedback"),
-                    feedback_builder,
-                ),
-            ),
-            _is_row,
-        )
-        rows = learned.trues
-        dead_streams.append(learned.falses)
-    decisions = op.flat_map_batch("decide", rows, decide_batch)
+    decisions = op.flat_map_batch("decide", scored.trues, decide_batch)
     ens = settings.ensemble
     if ens.alert_budget > 0:
 

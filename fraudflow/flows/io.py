@@ -27,8 +27,7 @@ class FlowIO:
     require_key: bool = True  # Kafka keys must equal user_id; files have no keys
     clock: Clock = time.time
     stats: RunStats = field(default_factory=RunStats)
-    labels: Source[Any] | None = None  # the labels topic (used when feedback is on)
-    interleaved_labels: bool = False  # the source carries labels among transactions (replays)
+    labels: Source[Any] | None = None  # the labels topic (read when label_store is on)
     # the clock that bounds event time (features.max_event_ahead): False, ``clock``
     # (live runs); True, each shard's own event time (replays of recorded data)
     event_clock: bool = False

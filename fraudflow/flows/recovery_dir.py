@@ -10,7 +10,8 @@ point that cannot be renamed) and renamed into place. A store that holds no
 snapshot but is not a complete set of valid partitions is what an interrupted
 first start leaves: it is rebuilt with a log line. A store that holds any
 execution, commit or snapshot row is never touched: a damaged one is an error
-for a person to look at.
+for a person to look at, as is one that holds the snapshot of a retired step (the
+in-flow feedback step, issue 17: docs/recovery.md).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ PART_GLOB = "part-*.sqlite3"
 _TMP_PREFIX = ".fraudflow-init-"
 _LOCK = ".fraudflow-init.lock"
 _SIDECARS = ("-journal", "-wal", "-shm")
+# stateful steps of earlier flows whose state no step reads any more (step_id suffixes)
+RETIRED_STEPS = (".feedback",)
 
 
 class RecoveryDirError(ConfigError):
@@ -49,6 +52,7 @@ class PartState:
     index: int | None
     count: int | None
     has_data: bool
+    retired: tuple[str, ...] = ()  # step ids of RETIRED_STEPS with a snapshot here
 
 
 def inspect_part(path: Path) -> PartState:
@@ -66,12 +70,21 @@ def inspect_part(path: Path) -> PartState:
             for t in ("exs", "commits", "snaps", "fronts")
             if t in tables
         )
+        retired: tuple[str, ...] = ()
+        if "snaps" in tables:
+            retired = tuple(
+                r[0]
+                for suffix in RETIRED_STEPS
+                for r in con.execute(
+                    "SELECT DISTINCT step_id FROM snaps WHERE step_id LIKE ?", ("%" + suffix,)
+                )
+            )
         if "parts" not in tables:
-            return PartState(None, None, has_data)
+            return PartState(None, None, has_data, retired)
         row = con.execute("SELECT part_index, part_count FROM parts LIMIT 1").fetchone()
         if row is None:
-            return PartState(None, None, has_data)
-        return PartState(int(row[0]), int(row[1]), has_data)
+            return PartState(None, None, has_data, retired)
+        return PartState(int(row[0]), int(row[1]), has_data, retired)
     except sqlite3.Error:  # not a database, or truncated mid-write
         return PartState(None, None, has_data=False)
     finally:
@@ -125,6 +138,13 @@ def prepare_recovery_dir(directory: Path, partitions: int = 1) -> None:
         for stale in directory.glob(_TMP_PREFIX + "*"):  # a build that was killed
             shutil.rmtree(stale, ignore_errors=True)
         states = {p: inspect_part(p) for p in sorted(directory.glob(PART_GLOB))}
+        retired = sorted({step for s in states.values() for step in s.retired})
+        if retired:
+            raise RecoveryDirError(
+                f"recovery.recovery_dir: {directory} holds the state of the retired feedback "
+                f"step ({', '.join(retired)}): a flow run with feedback on; discard it (start "
+                "with a new, empty directory; see docs/recovery.md)"
+            )
         if _complete(states):
             return
         if not states:

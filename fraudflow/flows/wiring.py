@@ -89,7 +89,7 @@ def check_dsns(settings: Settings) -> None:
 
 
 def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = ()) -> FlowIO:
-    """Kafka in (and the labels topic with feedback), alerts and dead letters to Kafka,
+    """Kafka in (and the labels topic with the labels store), alerts and dead letters to Kafka,
     plus the configured stores."""
     k = settings.kafka
     if not k.brokers:
@@ -103,7 +103,7 @@ def kafka_io(settings: Settings, extra: Sequence[tuple[str, Sink[Decision]]] = (
         dead_letters=dead_letters,
         decisions=[*store_sinks(settings, dead_letters), *train.decisions, *extra],
         require_key=True,
-        labels=labels_source(k) if settings.feedback.feedback or train.labels else None,
+        labels=labels_source(k) if train.labels is not None else None,
         models=train.models,
         label_store=train.labels,
     )

@@ -34,13 +34,8 @@ DEAD_LETTERED = Counter(
 )
 LABELS = Counter(
     "fraudflow_labels_applied",
-    "Labels the feedback step learned from, by label (fraud, legit)",
+    "Labels read from the labels topic and sent to the labels store, by label (fraud, legit)",
     ["label"],
-    registry=REGISTRY,
-)
-AWAITING_LABELS = Gauge(
-    "fraudflow_feedback_pending",
-    "Scored transactions the feedback step keeps until their label or the horizon",
     registry=REGISTRY,
 )
 DECISIONS = Counter(
@@ -139,13 +134,12 @@ def observe_received(n: int) -> None:
     RECEIVED.inc(n)
 
 
-def observe_labels(labels: int, frauds: int, pending: int) -> None:
-    """A feedback batch: labels applied and the transactions still awaiting one."""
+def observe_labels(labels: int, frauds: int) -> None:
+    """A batch of valid labels on its way to the labels store."""
     if frauds:
         LABELS.labels(label="fraud").inc(frauds)
     if labels > frauds:
         LABELS.labels(label="legit").inc(labels - frauds)
-    AWAITING_LABELS.set(pending)
 
 
 def observe_dead_letters(letters: Sequence[DeadLetter]) -> None:

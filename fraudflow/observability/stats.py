@@ -1,5 +1,5 @@
 """Run counters updated once per batch: progress lines, the end-of-run summary
-and the accounting check received = valid + labels applied + dead-lettered.
+and the accounting check received = valid + labels stored + dead-lettered.
 
 Workers are threads of one process, so updates take a lock; they happen once
 per batch, never per event.
@@ -25,9 +25,8 @@ class RunStats:
     decided_n: int = 0
     dead_n: int = 0
     late_n: int = 0
-    labels_n: int = 0  # labels applied by the feedback step
+    labels_n: int = 0  # labels read from the labels topic for the labels store
     label_frauds_n: int = 0
-    pending_n: int = 0
     dead_by_code: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -54,13 +53,12 @@ class RunStats:
             self.dead_n += len(letters)
             self.dead_by_code.update(d.code for d in letters)
 
-    def feedback(self, labels: int, frauds: int, pending: int) -> None:
-        """A feedback batch applied ``labels`` labels (``frauds`` of them fraud)."""
-        metrics.observe_labels(labels, frauds, pending)
+    def labels_stored(self, labels: int, frauds: int) -> None:
+        """A batch of ``labels`` valid labels (``frauds`` of them fraud) to the labels store."""
+        metrics.observe_labels(labels, frauds)
         with self._lock:
             self.labels_n += labels
             self.label_frauds_n += frauds
-            self.pending_n = pending
 
     def shard_users(self, shard: str, users: int) -> None:
         """Users held in one shard's state (the sum is the active-users gauge)."""
@@ -100,7 +98,6 @@ class RunStats:
                 "valid": self.decided_n,
                 "labels": self.labels_n,
                 "label_frauds": self.label_frauds_n,
-                "awaiting_labels": self.pending_n,
                 "dead_lettered": self.dead_n,
                 "late": self.late_n,
                 "active_users": sum(self.users_by_shard.values()),

@@ -31,6 +31,9 @@ MAX_EXPR_CHARS = 2000
 MAX_DEPTH = 32
 MAX_NODES = 400
 MAX_LIST_LITERAL = 1000
+# features of the retired in-flow feedback step (with *_fraud_rate_* and *_frauds_*):
+# a rule naming one gets a pointer to their successor, the trained model
+RETIRED_FEATURES = ("entity_risk", "supervised_score")
 
 # value types of the language
 NUMBER = "number"
@@ -371,8 +374,8 @@ class _Checker:
             hint = (
                 f" (did you mean '{close[0]}'?)" if close else " (see 'fraudflow rules features')"
             )
-            if "_fraud_rate_" in n or "_frauds_" in n or n in ("entity_risk", "supervised_score"):
-                hint = " (a feedback feature: it exists with feedback on, see docs/feedback.md)"
+            if "_fraud_rate_" in n or "_frauds_" in n or n in RETIRED_FEATURES:
+                hint = " (retired with the in-flow feedback step: see docs/training.md)"
             self.soft(node, f"unknown feature or list '{n}'{hint}")
         return Node(UNKNOWN)
 

@@ -21,18 +21,14 @@ from fraudflow.config.settings import EnsembleSettings, Settings
 from fraudflow.operators.detectors.registry import DETECTORS
 from fraudflow.records import TIER_RANK, TIERS, Decision, FeatureRow, Reason, RuleHit, alert_id
 
-# detector -> (reason code, feature values shown as its detail): the registry's detectors,
-# the feedback step's, and a trained model's
+# detector -> (reason code, feature values shown as its detail): the registry's detectors
+# and a trained model's
 REASONS: dict[str, tuple[str, tuple[str, ...]]] = {
     **{d.name: (d.reason, d.detail) for d in DETECTORS},
-    # with feedback on (docs/feedback.md)
-    "supervised": ("SUPERVISED_MODEL", ("supervised_score", "entity_risk")),
-    "entity": ("ENTITY_RISK", ()),  # detail: the entity rates behind it, highest first
     # a trained model (docs/training.md)
     "model": ("TRAINED_MODEL", ("amount", "hst_score", "zscore_score", "iqr_score")),
 }
 MODEL_SCORE = "model_score"  # the trained model's probability, in the decision's features
-FEEDBACK_DETECTORS = {"supervised": "supervised_score", "entity": "entity_risk"}
 
 
 @dataclass(frozen=True)
@@ -46,11 +42,7 @@ class EnsembleParams:
     @classmethod
     def from_settings(cls, e: EnsembleSettings) -> EnsembleParams:
         return cls(
-            weights={
-                **{d.name: getattr(e, f"weight_{d.name}") for d in DETECTORS},
-                "supervised": e.weight_supervised,
-                "entity": e.weight_entity,
-            },
+            weights={d.name: getattr(e, f"weight_{d.name}") for d in DETECTORS},
             weight_rules=e.weight_rules,
             review=e.review_threshold,
             block=e.block_threshold,
@@ -65,7 +57,6 @@ def model_version(settings: Settings) -> str:
         "validation": asdict(settings.validation),
         "model": asdict(settings.model),
         "ensemble": asdict(settings.ensemble),
-        "feedback": asdict(settings.feedback),
     }
     blob = orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)
     return "m-" + hashlib.blake2b(blob, digest_size=6).hexdigest()
@@ -89,20 +80,6 @@ def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
 
 
-def _entity_detail(f: dict[str, Any]) -> dict[str, Any]:
-    """The three highest entity fraud rates, and which entities they belong to."""
-    rates = sorted(
-        ((v, k) for k, v in f.items() if "_fraud_rate_" in k), key=lambda t: (-t[0], t[1])
-    )[:3]
-    out: dict[str, Any] = {}
-    for v, k in rates:
-        prefix = k.split("_fraud_rate_")[0]
-        field = prefix if prefix in f else f"{prefix}_id"
-        out[field] = f.get(field)
-        out[k] = _round(v)
-    return out
-
-
 def decide(
     row: FeatureRow,
     hits: Sequence[RuleHit],
@@ -123,9 +100,6 @@ def decide(
     """
     f = row.view() if view is None else view
     scores = dict(row.scores)
-    for name, feature in FEEDBACK_DETECTORS.items():
-        if feature in f:
-            scores[name] = f[feature]
     contributions: list[Reason] = []
     keep = 1.0
     if trained is not None:
@@ -136,7 +110,7 @@ def decide(
         keep *= 1.0 - c
         if c > 0.0:
             code, shown = REASONS[name]
-            detail = {k: _round(f[k]) for k in shown if k in f} if shown else _entity_detail(f)
+            detail = {k: _round(f[k]) for k in shown if k in f}
             contributions.append(Reason(code, c, detail))
     rule_keep = 1.0
     forced = 0

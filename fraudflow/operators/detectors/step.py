@@ -1,8 +1,4 @@
-"""The Bytewax steps that score.
-
-The shard step: per-user features and the shard's detectors (registry.py). The feedback
-step: entity risk and the supervised model, learning from labels.
-"""
+"""The Bytewax step that scores: per-user features and the shard's detectors (registry.py)."""
 
 from __future__ import annotations
 
@@ -14,24 +10,19 @@ from bytewax.operators import StatefulBatchLogic
 
 from fraudflow.config.settings import ModelSettings
 from fraudflow.observability.stats import RunStats
-from fraudflow.operators.detectors.feedback import FeedbackParams, feedback_batch, flush_early
 from fraudflow.operators.detectors.registry import BY_NAME, new_detectors
 from fraudflow.operators.features.user import FeatureParams, user_step
 from fraudflow.operators.ingest import routing
-from fraudflow.records import DeadLetter, FeatureRow, Label, Transaction
+from fraudflow.records import DeadLetter, FeatureRow, Transaction
 from fraudflow.state import snapshot
-from fraudflow.state.feedback import FeedbackState
 from fraudflow.state.shard import ShardState
 
-Scored = FeatureRow | DeadLetter | Label
+Scored = FeatureRow | DeadLetter
 Clock = Callable[[], float]  # wall clock in epoch seconds (fraudflow.flows.io.Clock)
 
 
-class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
+class ShardLogic(StatefulBatchLogic[Transaction, Scored, bytes | None]):
     """Per-user features and the shard's detectors, in source order.
-
-    Labels pass through untouched, in their place in the partition's order,
-    so a replay that interleaves them with transactions stays deterministic.
 
     A shard is one input partition (Kafka keys records by user, so a user
     lives in one partition). Rows reach it from one reader in offset order,
@@ -60,7 +51,7 @@ class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
         self.sweep_every = min(fp.idle, SWEEP_SECONDS)
         self.next_sweep = time.time() + self.sweep_every
 
-    def on_batch(self, values: list[Transaction | Label]) -> tuple[list[Scored], bool]:
+    def on_batch(self, values: list[Transaction]) -> tuple[list[Scored], bool]:
         st, fp = self.state, self.fp
         users, seen = st.users, st.seen
         now = time.time()
@@ -68,9 +59,6 @@ class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
         out: list[Scored] = []
         rows: list[FeatureRow] = []
         for txn in values:
-            if isinstance(txn, Label):
-                out.append(txn)
-                continue
             uid = txn.user_id
             ref = st.event_clock(txn, fp.ahead) if clock is None else clock
             users[uid], res = user_step(users.get(uid), txn, fp, ref)
@@ -116,49 +104,12 @@ class ShardLogic(StatefulBatchLogic[Transaction | Label, Scored, bytes | None]):
 SWEEP_SECONDS = 60.0
 
 
-class FeedbackLogic(StatefulBatchLogic[FeatureRow | Label, FeatureRow | DeadLetter, bytes | None]):
-    """The one feedback state of the flow: rows are enriched, labels learned, in arrival order.
-
-    One key, so one worker holds it: every shard's labels reach the entity
-    counts and the model that score every shard (docs/feedback.md).
-    """
-
-    def __init__(
-        self,
-        p: FeedbackParams,
-        state: FeedbackState | None,
-        keep: bool,
-        stats: RunStats,
-        clock: Clock,
-    ) -> None:
-        self.p = p
-        self.state = state or p.new_state()
-        self.keep = keep
-        self.stats = stats
-        self.clock = clock
-
-    def on_batch(
-        self, values: list[FeatureRow | Label]
-    ) -> tuple[list[FeatureRow | DeadLetter], bool]:
-        st = self.state
-        out, labels, frauds = feedback_batch(st, values, self.p, self.clock())
-        self.stats.feedback(labels, frauds, len(st.pending))
-        return out, StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[list[FeatureRow | DeadLetter], bool]:
-        # labels still waiting for their transactions: the input has ended
-        return list(flush_early(self.state, self.clock())), StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes | None:
-        return snapshot.dump(self.state) if self.keep else None
-
-
-def shard_key(item: Transaction | Label) -> str:
+def shard_key(item: Transaction) -> str:
     """The shard of a record: its input partition (keyed to spread over workers)."""
     return routing.shard_key(item.topic, item.partition)
 
 
-def _shard_number(txn: Transaction | Label) -> int:
+def _shard_number(txn: Transaction) -> int:
     """Seeds the shard's model: the partition number, so a file replayed in a
     backtest gets the same model as partition 0 of a live topic."""
     return max(txn.partition, 0)

@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from fraudflow.config.settings import FeedbackSettings
-
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -106,70 +104,9 @@ _STATIC: tuple[tuple[str, type, str], ...] = (
 )
 
 
-def entity_prefix(field: str) -> str:
-    """``merchant_id`` -> ``merchant``: the stem of an entity's feature names.
-
-    >>> entity_prefix("merchant_id"), entity_prefix("country")
-    ('merchant', 'country')
-    """
-    return field.removesuffix("_id")
-
-
-def entity_feature_names(field: str, label: str) -> tuple[str, str]:
-    """The (rate, fraud count) feature names of an entity field over one window.
-
-    >>> entity_feature_names("merchant_id", "28d")
-    ('merchant_fraud_rate_28d', 'merchant_frauds_28d')
-    """
-    p = entity_prefix(field)
-    return f"{p}_fraud_rate_{label}", f"{p}_frauds_{label}"
-
-
-def feedback_features(f: FeedbackSettings) -> list[FeatureSpec]:
-    """The feature names feedback adds to every row (rules may use them)."""
-    specs = []
-    for field in f.entity_fields:
-        for w in f.entity_windows:
-            lab = window_label(w)
-            rate, frauds = entity_feature_names(field, lab)
-            specs.append(
-                FeatureSpec(
-                    rate,
-                    float,
-                    f"smoothed confirmed-fraud rate of this {field} over {lab} (feedback)",
-                )
-            )
-            specs.append(
-                FeatureSpec(frauds, int, f"confirmed frauds at this {field} in {lab} (feedback)")
-            )
-    specs.append(
-        FeatureSpec(
-            "entity_risk",
-            float,
-            "highest excess of an entity fraud rate over the overall rate (feedback)",
-        )
-    )
-    specs.append(
-        FeatureSpec(
-            "supervised_score",
-            float,
-            "online supervised model's fraud probability; 0 in warm-up (feedback)",
-        )
-    )
-    return specs
-
-
-def feature_catalogue(
-    windows: Iterable[timedelta], feedback: FeedbackSettings | None = None
-) -> dict[str, FeatureSpec]:
-    """Every name a rule may use, with its type and description.
-
-    The feedback features are there only when feedback is on (``feedback``
-    given with ``feedback.feedback`` true).
-    """
+def feature_catalogue(windows: Iterable[timedelta]) -> dict[str, FeatureSpec]:
+    """Every name a rule may use, with its type and description."""
     specs = [FeatureSpec(n, t, d) for n, t, d in _STATIC]
-    if feedback is not None and feedback.feedback:
-        specs += feedback_features(feedback)
     for w in windows:
         label = window_label(w)
         specs.append(

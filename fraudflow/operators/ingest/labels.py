@@ -1,4 +1,4 @@
-"""Labels: the one format for the labels topic, interleaved replay lines and labels files.
+"""Labels: the one format for the labels topic and labels files.
 
 A label says whether a transaction was fraud: ``0``, ``1``, ``"0"``, ``"1"``, ``"fraud"``
 or ``"legit"`` (:func:`label_value`), the same in a Kafka message, a JSON line and a CSV
@@ -34,16 +34,6 @@ def label_value(raw: Any) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         return None
     return LABEL_VALUES.get(raw)
-
-
-def looks_like_label(msg: RawMessage) -> bool:
-    """In a replay that interleaves labels with transactions: is this line a label?
-
-    A label has ``reported_at`` and ``label`` and no ``amount``; anything
-    else is parsed (and, if bad, dead-lettered) as a transaction.
-    """
-    v = msg.value
-    return v is not None and b'"reported_at"' in v and b'"label"' in v and b'"amount"' not in v
 
 
 def parse_label(msg: RawMessage, settings: ValidationSettings, now: float) -> Label | DeadLetter:

@@ -52,9 +52,6 @@ ERROR_CODES = (
     "key_mismatch",
     "duplicate",
     "duplicate_key",
-    "label_unknown_transaction",
-    "label_expired",
-    "label_unmatched",
 )
 
 _ID_MAX = 128

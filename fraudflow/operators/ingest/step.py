@@ -1,7 +1,7 @@
 """The Bytewax steps of ingest: raw messages in, Transactions, Labels and DeadLetters out.
 
-The flow maps batches through :meth:`ParseStep.transactions` (the input, with labels
-interleaved in a replay) and :meth:`ParseStep.labels` (the labels topic); the parsing
+The flow maps batches through :meth:`ParseStep.transactions` (the input) and
+:meth:`ParseStep.labels` (the labels topic, for the labels store); the parsing
 itself is :mod:`~fraudflow.operators.ingest.parse` and :mod:`~fraudflow.operators.ingest.labels`.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from fraudflow.config.settings import ValidationSettings
 from fraudflow.observability.stats import RunStats
-from fraudflow.operators.ingest.labels import looks_like_label, parse_label
+from fraudflow.operators.ingest.labels import parse_label
 from fraudflow.operators.ingest.parse import parse_message
 from fraudflow.records import DeadLetter, Label, Transaction
 
@@ -22,26 +22,20 @@ from fraudflow.records import DeadLetter, Label, Transaction
 class ParseStep:
     """Parse batches of raw messages, one ``clock()`` reading per batch, counting them.
 
-    ``require_key``: a transaction's key must equal its user_id (Kafka);
-    ``interleaved``: the input carries label lines among the transactions (replays
-    with feedback on; :func:`~fraudflow.operators.ingest.labels.looks_like_label`).
+    ``require_key``: a transaction's key must equal its user_id (Kafka).
     """
 
     settings: ValidationSettings
     stats: RunStats
     clock: Callable[[], float]
     require_key: bool
-    interleaved: bool = False
 
-    def transactions(self, msgs: list[Any]) -> list[Transaction | Label | DeadLetter]:
-        """The input's messages, in order, each parsed (labels too when interleaved)."""
+    def transactions(self, msgs: list[Any]) -> list[Transaction | DeadLetter]:
+        """The input's messages, in order, each parsed."""
         now = self.clock()
-        vset, require_key, interleaved = self.settings, self.require_key, self.interleaved
-        out: list[Transaction | Label | DeadLetter] = []
+        vset, require_key = self.settings, self.require_key
+        out: list[Transaction | DeadLetter] = []
         for m in msgs:
-            if interleaved and looks_like_label(m):
-                out.append(parse_label(m, vset, now))
-                continue
             res = parse_message(m, vset, now, require_key=require_key)
             if type(res) is Transaction:
                 res.raw = m.value  # for a duplicate's dead letter; cleared by the score step

@@ -99,25 +99,41 @@ def test_compare_reports_dropped_alerts_of_a_removed_rule_file(
     assert "large_amount_vs_history" in out.split("compare:")[1]
 
 
-def test_feedback_compare_learns_and_reports_both(
+def test_retrain_prints_off_vs_on_and_reports_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--feedback compare``: labels reach the flow (the feedback run applies them),
-    the compare table is printed, and the report draws both replays."""
+    """``--retrain 1d`` (the successor of the retired ``--feedback compare``): scheduled
+    training is simulated on the labels known by each cutoff, off vs on is printed, and the
+    report carries the same table."""
     src = tmp_path / "cm.jsonl"
     produce_to_file(src, 20_000, users=150, seed=6, compromised_merchants=2, compromise_days=4)
     rep = tmp_path / "rep"
-    _run("--input", src, "--label-delay", "1d", "--feedback", "compare", "--report", rep)
+    _run("--input", src, "--label-delay", "1d", "--retrain", "1d", "--report", rep)
     out = capsys.readouterr().out
-    assert "compare: baseline feedback off (rules" in out
-    assert "-> candidate feedback on (rules" in out
-    learned = [line for line in out.splitlines() if "labels learned as they became known" in line]
-    assert len(learned) == 1
-    assert int(learned[0].split()[1].replace(",", "")) > 15_000  # labels of all but the last day
-    assert "average precision" in out
+    head = out.split("fraudflow backtest")[0]
+    assert "scheduled training: retrain every 24 h of event time" in head
+    printed = {
+        line.split("  ")[1].strip(): line.split()[-3:]
+        for line in head.splitlines()
+        if line.startswith("  all labelled:") or line.startswith("  last 7 d:")
+    }
+    assert set(printed) == {
+        "all labelled: off (this replay)", "all labelled: on (retrained)", "last 7 d: off",
+        "last 7 d: on", "last 7 d: offline reference",
+    }  # fmt: skip
     md = (rep / "report.md").read_text()
-    assert "## Compared with feedback off" in md
-    assert "| metric | feedback off | feedback on | delta |" in md
-    for name in ("pr_compare.png", "card_precision_compare.png"):
-        assert (rep / name).stat().st_size > 0
-    assert (rep / "report.html").read_text().count("data:image/png;base64,") == 6
+    assert "## Scheduled training: off vs on" in md
+    assert "| scheduled training | every 1d |" in md
+    for name, (ap, auc, card) in printed.items():
+        assert f"| {name} | {ap} | {auc} | {card} |" in md  # the printed figures, as printed
+
+
+def test_feedback_is_retired_for_retrain(capsys: pytest.CaptureFixture[str], data: Path) -> None:
+    for mode in ("on", "compare", "off"):
+        assert (
+            main(["backtest", "--quiet", "--input", str(data / "in.jsonl"), "--feedback", mode])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert f"--feedback {mode}: retired with the in-flow feedback step: use --retrain 1d" in err
+        assert "docs/training.md" in err

@@ -153,7 +153,7 @@ def test_sign_in_triage_an_alert_and_see_the_label(
         expect(page.locator("table.timeline tr.this")).to_have_count(1)
         page.screenshot(path=str(shots / "console-alert.png"))
 
-        # f marks it fraud: feedback at once, then the next open alert opens
+        # f marks it fraud: a toast at once, then the next open alert opens
         page.keyboard.press("f")
         expect(page.locator("#toast")).to_contain_text("Marked FRAUD")
         expect(page.locator(".verdict .status .pill")).to_have_text("fraud")

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import psycopg
@@ -112,53 +111,34 @@ def test_labels_ahead_of_transactions_are_all_kept_and_joined(
     assert not [d for d in dead if "label" in orjson.dumps(d).decode()]
 
 
-def test_in_flow_feedback_keeps_labels_ahead_of_their_transactions(
-    broker: EmbeddedBroker, topic: str, tmp_path: Path
+def test_missing_labels_topic_is_a_clear_error(
+    broker: EmbeddedBroker, topic: str, database: str
 ) -> None:
-    """The same catch-up with the in-flow feedback on. The flow tails the labels topic for a
-    while before any transaction exists (so every label is read ahead of its transaction);
-    with ``early_label_horizon`` each waits and is applied, and none is dead-lettered."""
-    tx, labels = f"{topic}-tx", f"{topic}-labels"
-    broker.create_topic(tx, 2)
-    broker.create_topic(labels, 1)
-    broker.create_topic(f"{topic}-dlq", 1)
-    p = Producer({"bootstrap.servers": broker.bootstrap})
-    for i in range(N):
-        value = {"transaction_id": f"tx-{i}", "label": int(i % 10 == 0),
-                 "reported_at": (T0 + timedelta(days=7, minutes=i)).isoformat()}  # fmt: skip
-        p.produce(labels, key=b"k", value=orjson.dumps(value))
-    assert p.flush(10) == 0
-    summary = tmp_path / "summary.json"
-    env = {**os.environ, "FRAUDFLOW_LABELS_TOPIC": labels, "FRAUDFLOW_EARLY_LABEL_HORIZON": "1h"}
-    env.pop("FRAUDFLOW_POSTGRES_DSN", None)
+    """The labels store on a labels topic that does not exist would stay empty, silently:
+    the flow refuses to start and names the topic."""
+    broker.create_topic(f"{topic}-tx", 1)
+    env = {**os.environ, "FRAUDFLOW_LABEL_STORE": "true", "FRAUDFLOW_POSTGRES_DSN": database}
     cmd = [sys.executable, "-m", "fraudflow", "run", "--brokers", broker.bootstrap,
-           "--input-topic", tx, "--alerts-topic", f"{topic}-alerts", "--dlq-topic",
-           f"{topic}-dlq", "--from-beginning", "--feedback", "--quiet",
-           "--summary-json", str(summary)]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        time.sleep(8)  # the labels are read; no transaction exists yet
-        for i in range(N):
-            user = f"u{i % 17}"
-            rec = {"transaction_id": f"tx-{i}", "user_id": user, "amount": 10.0 + i % 50,
-                   "timestamp": (T0 + timedelta(minutes=i)).isoformat()}  # fmt: skip
-            p.produce(tx, key=user.encode(), value=orjson.dumps(rec), partition=i % 2)
-        for part in (0, 1):  # one bad message closes each partition: seen = all before it
-            p.produce(tx, key=b"u0", value=b"not json", partition=part)
-        assert p.flush(10) == 0
-        deadline = time.monotonic() + 120
-        while True:
-            dead = read_topic(broker.bootstrap, f"{topic}-dlq")
-            if sum(d["error"]["code"] == "bad_json" for d in dead) == 2:
-                break
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            assert time.monotonic() < deadline, dead
-            time.sleep(0.3)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    s = orjson.loads(summary.read_bytes())
-    assert s["valid"] == N
-    assert s["labels"] == N  # every label applied
-    assert s["dead_by_code"] == {"bad_json": 2}  # no label dead-lettered
-    assert s["received"] == s["valid"] + s["labels"] + s["dead_lettered"]
+           "--input-topic", f"{topic}-tx", "--labels-topic", f"{topic}-nolabels",
+           "--exit-at-end", "--quiet"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"topic '{topic}-nolabels' does not exist" in done.stderr
+
+
+def test_run_feedback_is_refused_as_retired(broker: EmbeddedBroker, topic: str) -> None:
+    """``fraudflow run --feedback`` (and FRAUDFLOW_FEEDBACK) fail at start, naming the setting
+    and its successor, before any broker is asked."""
+    for extra, env in (
+        (["--feedback"], {}),
+        ([], {"FRAUDFLOW_FEEDBACK": "true"}),
+    ):
+        cmd = [sys.executable, "-m", "fraudflow", "run", "--brokers", broker.bootstrap,
+               "--input-topic", f"{topic}-tx", "--quiet", *extra]  # fmt: skip
+        done = subprocess.run(
+            cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "feedback.feedback was retired with the in-flow feedback step" in done.stderr
+        assert "docs/training.md" in done.stderr

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from fraudflow.config.settings import FIELDS, ConfigError, Settings, load_settings, parse_duration
+from fraudflow.config.settings import (
+    FIELDS,
+    RETIRED,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_duration,
+    unknown_variables,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -102,14 +110,50 @@ def test_configuration_doc_is_current() -> None:
     assert out.strip() in doc, "regenerate docs/configuration.md with `fraudflow config --markdown`"
 
 
-def test_feedback_entity_fields_are_checked() -> None:
-    s = Settings().replace(feedback=True, entity_fields="merchant_id,user_id,channel")
-    assert s.feedback.entity_fields == ("merchant_id", "user_id", "channel")
-    with pytest.raises(ConfigError, match="entity_fields: amount; choose distinct fields"):
-        Settings().replace(entity_fields="merchant_id,amount")
-    with pytest.raises(ConfigError, match="entity_fields: duplicates"):
-        Settings().replace(entity_fields="country,country")
-    with pytest.raises(ConfigError, match="whole days"):
-        Settings().replace(entity_windows="36h")
-    with pytest.raises(ConfigError, match="one or more"):
-        Settings().replace(entity_windows="")
+RETIRED_MESSAGE = r"was retired with the in-flow feedback step; remove it .*docs/training\.md"
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "value"),
+    [
+        ("feedback", "feedback", "true"),
+        ("feedback", "feedback", "false"),  # off too: the key is gone, not only the step
+        ("feedback", "label_horizon", "14d"),
+        ("feedback", "early_label_horizon", "1h"),
+        ("feedback", "entity_windows", "[7d, 28d]"),
+        ("feedback", "supervised_warmup", "30"),
+        ("ensemble", "weight_supervised", "0.5"),
+        ("ensemble", "weight_entity", "1.0"),
+    ],
+)
+def test_a_retired_setting_in_a_file_is_an_error_naming_it(
+    tmp_path: Path, section: str, name: str, value: str
+) -> None:
+    f = tmp_path / "old.yaml"
+    f.write_text(f"{section}:\n  {name}: {value}\n")
+    with pytest.raises(ConfigError, match=f"{f}: {section}.{name} {RETIRED_MESSAGE}"):
+        load_settings(f, environ={})
+
+
+@pytest.mark.parametrize("name", sorted(RETIRED))
+def test_a_retired_variable_or_override_is_an_error_not_a_warning(name: str) -> None:
+    var = f"FRAUDFLOW_{name.upper()}"
+    with pytest.raises(ConfigError, match=f"environment: {var}: {RETIRED[name]}.{name} "):
+        load_settings(environ={var: "1"})
+    assert unknown_variables({var: "1"}) == []  # reported once, as the error
+    with pytest.raises(ConfigError, match=f"override: {RETIRED[name]}.{name} {RETIRED_MESSAGE}"):
+        Settings().replace(**{name: "1"})
+    with pytest.raises(ConfigError, match=f"flag --{name.replace('_', '-')}: "):
+        load_settings(flags={name: True}, environ={})
+
+
+def test_the_settings_kept_for_training_still_load(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "feedback:\n  feature_log: true\n  label_store: true\n  label_orphan_horizon: 10d\n"
+    )
+    s = load_settings(f, environ={"FRAUDFLOW_MODEL_PIN": "v1"})
+    assert (s.feedback.feature_log, s.feedback.label_store) == (True, True)
+    assert s.feedback.label_orphan_horizon == timedelta(days=10)
+    assert s.feedback.model_pin == "v1"
+    assert not RETIRED.keys() & FIELDS.keys()

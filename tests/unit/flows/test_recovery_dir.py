@@ -94,3 +94,31 @@ def test_a_damaged_store_with_snapshots_is_refused_not_wiped(tmp_path: Path) -> 
     with pytest.raises(RecoveryDirError, match=r"recovery\.recovery_dir: .* holds snapshots"):
         prepare_recovery_dir(d, 1)
     assert (d / "part-0.sqlite3").read_bytes() == kept
+
+
+def with_snapshot(d: Path, step_id: str) -> None:
+    init_db_dir(d, 1)
+    con = sqlite3.connect(d / "part-0.sqlite3")
+    con.execute(
+        "INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, 'k', 1, x'00')",
+        (step_id,),
+    )
+    con.commit()
+    con.close()
+
+
+def test_a_store_with_the_retired_feedback_step_is_refused_and_kept(tmp_path: Path) -> None:
+    """A flow run with feedback on (issue 17) left its step's state: refused, not touched."""
+    with_snapshot(tmp_path, "fraudflow.feedback")
+    before = (tmp_path / "part-0.sqlite3").read_bytes()
+    with pytest.raises(RecoveryDirError, match=r"retired feedback step \(fraudflow\.feedback\)"):
+        prepare_recovery_dir(tmp_path, 1)
+    assert (tmp_path / "part-0.sqlite3").read_bytes() == before
+
+
+def test_a_store_of_a_normal_flow_is_reused(tmp_path: Path) -> None:
+    with_snapshot(tmp_path, "fraudflow.score")
+    before = (tmp_path / "part-0.sqlite3").read_bytes()
+    prepare_recovery_dir(tmp_path, 1)
+    assert (tmp_path / "part-0.sqlite3").read_bytes() == before
+    assert inspect_part(tmp_path / "part-0.sqlite3").retired == ()

@@ -1,4 +1,5 @@
-"""state.snapshot: one dump/restore for every stateful step, reading pre-move snapshots."""
+"""state.snapshot: one dump/restore for every stateful step, reading pre-move snapshots
+and refusing, with a clear message, the state of the retired feedback step."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import copyreg
 import io
 import pickle
 from typing import Any
+
+import pytest
 
 from fraudflow.config.settings import load_settings
 from fraudflow.operators.decide.budget import AlertBudget
@@ -64,3 +67,27 @@ def test_restores_snapshots_taken_before_the_move() -> None:
     assert back_st.detectors is not None
     assert type(back_st.detectors["hst"]) is HstDetector  # the rest are added at the first row
     assert type(back_budget) is AlertBudget
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "fraudflow.state.feedback",
+        "fraudflow.operators.feedback",
+        "fraudflow.operators.detectors.feedback",
+    ],
+)
+def test_a_snapshot_of_the_retired_feedback_step_says_to_discard_it(module: str) -> None:
+    """Its state went with the step (issue 17): restoring it fails and names what to do."""
+    blob = f"c{module}\nFeedbackState\n)\x81.".encode()  # GLOBAL, (), NEWOBJ: as pickle wrote it
+    with pytest.raises(pickle.UnpicklingError, match=r"retired feedback step.*docs/recovery\.md"):
+        snapshot.restore(blob)
+
+
+def test_a_shard_snapshot_still_restores_beside_the_retired_modules() -> None:
+    st = ShardState()
+    st.detectors = {"hst": HstDetector(3, load_settings(environ={}).model)}
+    back = snapshot.restore(snapshot.dump(st))
+    assert type(back) is ShardState
+    assert back.detectors is not None
+    assert type(back.detectors["hst"]) is HstDetector

@@ -62,20 +62,19 @@ def test_extreme_amounts_flow_through_to_finite_decisions() -> None:
     specs += [(f"same{i}", "same", T0 + 2000, amounts[i % 5]) for i in range(40)]  # one timestamp
     specs += [(f"ooo{i}", "ooo", T0 + 3000 - 17 * (i % 7) + i, amounts[i % 5]) for i in range(80)]
     msgs = numbered(specs)
-    for s in (settings(), settings(feedback=True)):
-        _, decisions, dead, _ = run(msgs, s, clock=lambda: CLOCK)
-        assert not dead
-        assert len(decisions) == len(msgs)
-        for d in decisions:
-            assert 0.0 <= d.score <= 1.0
-            assert all(0.0 <= v <= 1.0 for v in d.detector_scores.values()), d.detector_scores
-            assert all(abs(v) <= MAX for v in d.features.values() if isinstance(v, float)), (
-                d.txn.transaction_id
-            )
-            orjson.loads(d.to_json())
-        whale = [d for d in decisions if d.txn.user_id == "whale"]
-        assert whale[-1].features["sum_1m"] == MAX
-        assert whale[-1].features["count_1m"] >= 300
+    _, decisions, dead, _ = run(msgs, settings(), clock=lambda: CLOCK)
+    assert not dead
+    assert len(decisions) == len(msgs)
+    for d in decisions:
+        assert 0.0 <= d.score <= 1.0
+        assert all(0.0 <= v <= 1.0 for v in d.detector_scores.values()), d.detector_scores
+        assert all(abs(v) <= MAX for v in d.features.values() if isinstance(v, float)), (
+            d.txn.transaction_id
+        )
+        orjson.loads(d.to_json())
+    whale = [d for d in decisions if d.txn.user_id == "whale"]
+    assert whale[-1].features["sum_1m"] == MAX
+    assert whale[-1].features["count_1m"] >= 300
 
 
 def burst(user: str, at: float) -> list[Msg]:

@@ -1,10 +1,10 @@
 """The contract every stateful step of the flow keeps (issue 14), checked the same way for
-each: ShardLogic (features + the shard's trees), FeedbackLogic, BudgetLogic.
+each: ShardLogic (features + the shard's trees) and BudgetLogic.
 
 - a snapshot taken mid-stream and restored continues exactly as the step that never stopped;
 - the same input gives the same output (the models are seeded);
-- the state stays bounded: idle users are swept, pending transactions and rolling windows
-  are capped, so a snapshot does not grow with the number of events or users seen.
+- the state stays bounded: idle users are swept and rolling windows are capped, so a
+  snapshot does not grow with the number of events or users seen.
 
 The steps are driven as Bytewax drives them (``on_batch``, ``on_notify``, ``snapshot``,
 then a new logic built from the snapshot); the outputs are compared as pickles, so NaN
@@ -28,18 +28,14 @@ from fraudflow.observability.stats import RunStats
 from fraudflow.operators.decide.budget import AlertBudget
 from fraudflow.operators.decide.step import BudgetLogic
 from fraudflow.operators.detectors import step as detectors_step
-from fraudflow.operators.detectors.feedback import FeedbackParams
-from fraudflow.operators.detectors.step import FeedbackLogic, ShardLogic
-from fraudflow.operators.features.catalogue import feature_catalogue
+from fraudflow.operators.detectors.step import ShardLogic
 from fraudflow.operators.features.user import FeatureParams
-from fraudflow.records import FeatureRow, Label, Transaction
+from fraudflow.records import Transaction
 from fraudflow.state import snapshot
 from tests.unit.operators.test_budget import stream as budget_stream
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-SETTINGS = Settings().replace(
-    hst_warmup=50, hst_window=50, feedback=True, supervised_warmup=5, max_pending=400
-)
+SETTINGS = Settings().replace(hst_warmup=50, hst_window=50)
 Logic = StatefulBatchLogic[Any, Any, bytes | None]
 
 
@@ -75,41 +71,12 @@ def shard(blob: bytes | None) -> ShardLogic:
     return ShardLogic(fp, SETTINGS.model, snapshot.restore(blob), True, RunStats(), clock=None)
 
 
-def feedback(blob: bytes | None) -> FeedbackLogic:
-    catalogue = feature_catalogue(SETTINGS.features.windows, SETTINGS.feedback)
-    p = FeedbackParams.from_settings(SETTINGS.feedback, catalogue)
-    return FeedbackLogic(p, snapshot.restore(blob), True, RunStats(), lambda: T0 + 400 * 86400)
-
-
 def budget(blob: bytes | None) -> BudgetLogic:
     return BudgetLogic(snapshot.restore(blob) or AlertBudget(0.05, 300), True)
 
 
 def shard_batches(n: int = 1200, seed: int = 1) -> list[list[Any]]:
     return chunks(list(transactions(n, seed)), 40)
-
-
-def feedback_batches(n: int = 1200, seed: int = 2, label_share: float = 0.5) -> list[list[Any]]:
-    """The shard's rows, each label arriving 10 to 60 rows after its transaction."""
-    rnd = random.Random(seed)
-    rows = [
-        r
-        for batch in chunks(transactions(n, seed), 40)
-        for r in shard(None).on_batch(batch)[0]
-        if isinstance(r, FeatureRow)
-    ]  # one fresh shard per batch is enough: the feedback step only needs rows
-    due: dict[int, list[Label]] = {}
-    items: list[Any] = []
-    for i, row in enumerate(rows):
-        items.append(row)
-        items.extend(due.pop(i, []))
-        if rnd.random() < label_share:
-            at = i + rnd.randrange(10, 60)
-            y = int(row.txn.merchant_id == "m3" or rnd.random() < 0.05)
-            due.setdefault(at, []).append(
-                Label(row.txn.transaction_id, y, row.txn.ts + 3600, b"{}")
-            )
-    return chunks(items, 50)
 
 
 def budget_batches(n: int = 3000, seed: int = 3) -> list[list[Any]]:
@@ -124,7 +91,6 @@ class Case:
 
 CASES = {
     "shard": Case(shard, shard_batches),
-    "feedback": Case(feedback, feedback_batches),
     "budget": Case(budget, budget_batches),
 }
 
@@ -199,11 +165,6 @@ def test_shard_state_stays_bounded_as_users_go_idle(monkeypatch: pytest.MonkeyPa
 def test_shard_state_stays_bounded_with_events_of_one_user() -> None:
     txns = transactions(6000, 5, users=1, step=3600.0)  # 250 days of one user, hourly
     assert bounded(list(sizes(shard(None), chunks(txns, 50), every=10))), "one user's state grows"
-
-
-def test_feedback_state_stays_bounded_with_unlabelled_transactions() -> None:
-    got = list(sizes(feedback(None), feedback_batches(6000, 7, label_share=0.02), every=10))
-    assert bounded(got), got
 
 
 def test_budget_state_stays_bounded() -> None:

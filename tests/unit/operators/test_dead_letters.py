@@ -159,7 +159,7 @@ def test_pseudonymised_dead_letters_carry_no_payload_unless_asked(value: bytes, 
 
 def test_alerts_carry_pseudonyms_of_user_device_and_ip() -> None:
     t = Transaction("t1", "alice", 10.0, 0.0, "EUR", merchant_id="m1", device_id="d1", ip="1.2.3.4")
-    reasons = [Reason("ENTITY_RISK", 0.5, {"device_id": "d1", "ip": "1.2.3.4", "rate": 0.3})]
+    reasons = [Reason("RULE:shared_device", 0.5, {"device_id": "d1", "ip": "1.2.3.4", "rate": 0.3})]
     dec = Decision("a1", t, 0.9, "block", {}, [], reasons, "r", "m")
     p = OutputPolicy(pseudonymize_key=KEY)
     out = dec.to_dict(p)

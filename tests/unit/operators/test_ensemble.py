@@ -102,10 +102,9 @@ def test_model_version_follows_the_settings_that_shape_scores() -> None:
     assert model_version(s) == model_version(Settings())
     assert model_version(s) != model_version(s.replace(weight_hst=0.1))
     assert model_version(s) == model_version(s.replace(brokers="x:1"))  # IO is not the model
-    # feedback shapes scores: turning it on, or changing its windows, is another model
-    fed = s.replace(feedback=True)
-    assert model_version(fed) != model_version(s)
-    assert model_version(fed) != model_version(fed.replace(entity_windows="7d"))
+    assert model_version(s) != model_version(s.replace(windows="1m,1h"))
+    # logging inputs and storing labels for training do not change a score
+    assert model_version(s) == model_version(s.replace(feature_log=True, label_store=True))
 
 
 unit = st.floats(min_value=0.0, max_value=1.0)

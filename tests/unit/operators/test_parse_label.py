@@ -1,4 +1,4 @@
-"""parse_label and looks_like_label: a table of inputs, and properties over generated ones."""
+"""parse_label: a table of inputs, and properties over generated ones."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudflow.config.settings import ValidationSettings
-from fraudflow.operators.ingest.labels import LABEL_VALUES, looks_like_label, parse_label
+from fraudflow.operators.ingest.labels import LABEL_VALUES, parse_label
 from fraudflow.operators.ingest.parse import ERROR_CODES
 from fraudflow.records import DeadLetter, Label
 
@@ -198,36 +198,3 @@ def test_any_bytes_give_exactly_one_label_or_dead_letter(value: bytes | None) ->
 )
 def test_any_object_gives_exactly_one_label_or_dead_letter(obj: dict[str, Any]) -> None:
     _check_one(orjson.dumps(obj))
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (with_(), True),
-        (with_(label="legit"), True),
-        (b'{ "label" : 0 , "reported_at" : 1, "transaction_id": "t" }', True),
-        # a bad label is still routed to the label parser (and dead-lettered there)
-        (with_(label=7), True),
-        # transactions
-        (
-            orjson.dumps(
-                {"transaction_id": "t1", "user_id": "u1", "amount": 3.0, "timestamp": 1000}
-            ),
-            False,
-        ),
-        # a transaction that carries the generator's _label is still a transaction
-        (
-            orjson.dumps({"transaction_id": "t1", "user_id": "u1", "amount": 3.0, "_label": 1}),
-            False,
-        ),
-        # a label field and reported_at, but an amount: a transaction
-        (with_(amount=5.0), False),
-        (with_(reported_at=...), False),
-        (with_(label=...), False),
-        (b"{broken", False),
-        (b"", False),
-        (None, False),
-    ],
-)
-def test_looks_like_label(value: bytes | None, expected: bool) -> None:
-    assert looks_like_label(msg(value)) is expected

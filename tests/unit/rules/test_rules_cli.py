@@ -136,11 +136,11 @@ def test_docs_list_every_feature() -> None:
     assert missing == [], "regenerate with: fraudflow rules features --format markdown"
 
 
-def test_feedback_features_need_feedback(
+def test_retired_feedback_features_are_rejected_with_a_pointer(
     write_rules: WriteRules, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A rule on an entity fraud rate is rejected with feedback off, with a hint, and
-    accepted with --feedback."""
+    """A rule on an entity fraud rate of the retired feedback step is rejected, saying the
+    feature was retired and where its successor is; ``--feedback`` is refused as retired."""
     rule = (
         "rules:\n  - id: cm\n    description: d\n"
         "    when: merchant_fraud_rate_28d > 0.2 and merchant_frauds_28d >= 3\n    score: 0.6\n"
@@ -150,7 +150,8 @@ def test_feedback_features_need_feedback(
     err = capsys.readouterr().err
     assert (
         f"{d / 'cm.yaml'}:4:11: when: unknown feature or list 'merchant_fraud_rate_28d' "
-        "(a feedback feature: it exists with feedback on, see docs/feedback.md)"
+        "(retired with the in-flow feedback step: see docs/training.md)"
     ) in err
-    assert main(["rules", "check", "--feedback", str(d)]) == 0
-    assert ": ok: 1 rules" in capsys.readouterr().out
+    assert main(["rules", "check", "--feedback", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "flag --feedback: feedback.feedback was retired with the in-flow feedback step" in err
