@@ -125,7 +125,7 @@ def test_the_state_stays_bounded(name: str) -> None:
 
 def test_the_registry_is_consistent() -> None:
     weights = {f.name for f in fields(EnsembleSettings)}
-    catalogue = feature_catalogue(SETTINGS.features.windows, SETTINGS.feedback)
+    catalogue = feature_catalogue(SETTINGS.features.windows)
     assert len(set(NAMES)) == len(NAMES)
     assert len({d.reason for d in DETECTORS}) == len(DETECTORS)
     for d in DETECTORS:
