@@ -585,7 +585,21 @@ def combinations(
         w = max(windows)
         prec = np.array([precision.get(r, 0.0) for r in d.rule_ids])
         r_ch = rule_channel(d.rule_score, prec)
+        r_conf = d.det["rules"]  # noisy-OR of the hit rules' configured scores
         nl = [_neglog(p) for p in evidence(d, memo, (hst_label, hraw), w, "none")]
+        # the direct form (no second calibration): p_D = min(p_hst, p_z^wz, p_iqr^wi), ties
+        # at the window's floor broken by the raw HST score
+        ph, pz, pi = evidence(d, memo, (hst_label, hraw), w, "none")
+        for wz, wi in ((0.0, 0.0), (0.25, 0.25), (0.5, 0.5)):
+            pdir = np.minimum.reduce([ph, pz**wz if wz else np.ones_like(pz), pi**wi if wi
+                                      else np.ones_like(pi)])  # fmt: skip
+            for prior in (0.03, 0.1):
+                dp = sb_probability(pdir, prior)
+                for rname, rc in (("precision", r_ch), ("configured score", r_conf)):
+                    st = 1.0 - (1.0 - dp) * (1.0 - rc) + 1e-9 * np.tanh(hraw)
+                    key = f"min(p_hst, p_z^{wz}, p_iqr^{wi})->P(prior {prior}) noisy-OR rule "
+                    key += f"{rname} | W={w} | hst {hst_name}"
+                    yield key, _f(st)
         for wz in WEIGHTS:
             for wi in WEIGHTS:
                 for agg in ("sum", "max"):
@@ -598,12 +612,14 @@ def combinations(
                     key = f"{base} (detectors only) | W={w} | hst {hst_name}"
                     yield key, _f(t)
                     for prior in (0.01, 0.03):
-                        # ties of pd broken by t, which ranks the same rows the same way
-                        st = 1.0 - (1.0 - sb_probability(pd, prior)) * (1.0 - r_ch)
-                        st = st + 1e-9 * np.tanh(t / 50.0)
-                        key = f"{base}->P(prior {prior}) noisy-OR rule precision | W={w} "
-                        key += f"| hst {hst_name}"
-                        yield key, _f(st)
+                        dp = sb_probability(pd, prior)
+                        # the rules by measured precision, or (no labels yet) by their
+                        # configured scores; ties of pd broken by t (same order as t)
+                        for rname, rc in (("precision", r_ch), ("configured score", r_conf)):
+                            st = 1.0 - (1.0 - dp) * (1.0 - rc) + 1e-9 * np.tanh(t / 50.0)
+                            key = f"{base}->P(prior {prior}) noisy-OR rule {rname} | W={w} "
+                            key += f"| hst {hst_name}"
+                            yield key, _f(st)
 
 
 PRIORS = (0.003, 0.01, 0.03)
@@ -737,6 +753,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def hst_seed_study(args: argparse.Namespace) -> dict[str, Any]:
+    """Half-Space Trees AP / ROC AUC over model seeds, per input set (fixed scaling): the
+    flow's 9 inputs, those minus the ones constant over the shard's first 1,000 rows, and
+    the generic 8 and union 11 sets."""
+    settings = load_settings(None, {}, {}).replace(recovery_dir=None)
+    names9 = sorted(HST_INPUTS)
+    out: dict[str, Any] = {}
+    for p in [*args.tune, *args.validate]:
+        d = load(extract(p, args.cache, settings), p.stem)
+        keep = [i for i in range(len(names9)) if d.hst_in[:1000, i].std() > 0]
+        raw = generic_inputs(d)
+        sets: dict[str, tuple[Array, Sequence[str]]] = {
+            "flow9": (d.hst_in, names9),
+            "flow9 minus constant": (d.hst_in[:, keep], [names9[i] for i in keep]),
+        }
+        for set_name in ("generic8", "union11"):
+            names = HST_SETS[set_name]
+            sets[set_name] = (np.column_stack([fixed_scale(k, raw[k]) for k in names]), names)
+        res: dict[str, Any] = {}
+        for set_name, (x, names) in sets.items():
+            aps, aucs = [], []
+            for seed in args.hst_seeds:
+                log(f"{p.stem}: HST {set_name}, seed {seed}")
+                r = run_hst(x, seed, settings, names)
+                aps.append(float(average_precision_score(d.y, r)))
+                aucs.append(float(roc_auc_score(d.y, r)))
+            res[set_name] = {"ap": aps, "auc": aucs, "inputs": list(names)}
+            print(
+                f"{p.stem:16} {set_name:22} AP mean {np.mean(aps):.4f} (min {min(aps):.4f}, "
+                f"max {max(aps):.4f})  ROC AUC mean {np.mean(aucs):.4f} (min {min(aucs):.4f}, "
+                f"max {max(aucs):.4f})",
+                flush=True,
+            )
+        out[p.stem] = res
+    return out
+
+
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
 
@@ -785,7 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--windows",
         type=int,
         nargs="+",
-        default=[5000, 20000, 50000],
+        default=[5000, 20000, 50000, 100000],
         help="calibration windows (rows per shard)",
     )
     ap.add_argument(
@@ -794,8 +847,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--hst", help="HST input set/scaling instead of the tuned choice")
     ap.add_argument("--combination", help="combination key instead of the tuned choice")
     ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument(
+        "--hst-seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="only the HST seed study: each input set with these model seeds",
+    )
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
+    if args.hst_seeds:
+        seeds = hst_seed_study(args)
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "hst_seeds": seeds}, indent=1))
+        return 0
     out = run(args)
     if not out:
         return 0
