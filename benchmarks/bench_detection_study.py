@@ -769,8 +769,8 @@ def hst_seed_study(args: argparse.Namespace) -> dict[str, Any]:
             "flow9 minus constant": (d.hst_in[:, keep], [names9[i] for i in keep]),
         }
         for set_name in ("generic8", "union11"):
-            names = HST_SETS[set_name]
-            sets[set_name] = (np.column_stack([fixed_scale(k, raw[k]) for k in names]), names)
+            inputs = HST_SETS[set_name]
+            sets[set_name] = (np.column_stack([fixed_scale(k, raw[k]) for k in inputs]), inputs)
         res: dict[str, Any] = {}
         for set_name, (x, names) in sets.items():
             aps, aucs = [], []
