@@ -758,6 +758,8 @@ def hst_seed_study(args: argparse.Namespace) -> dict[str, Any]:
     flow's 9 inputs, those minus the ones constant over the shard's first 1,000 rows, and
     the generic 8 and union 11 sets."""
     settings = load_settings(None, {}, {}).replace(recovery_dir=None)
+    if args.hst_trees:
+        settings = settings.replace(hst_trees=args.hst_trees)
     names9 = sorted(HST_INPUTS)
     out: dict[str, Any] = {}
     for p in [*args.tune, *args.validate]:
@@ -773,6 +775,8 @@ def hst_seed_study(args: argparse.Namespace) -> dict[str, Any]:
             sets[set_name] = (np.column_stack([fixed_scale(k, raw[k]) for k in inputs]), inputs)
         res: dict[str, Any] = {}
         for set_name, (x, names) in sets.items():
+            if args.hst_sets and set_name not in args.hst_sets:
+                continue
             aps, aucs = [], []
             for seed in args.hst_seeds:
                 log(f"{p.stem}: HST {set_name}, seed {seed}")
@@ -781,7 +785,8 @@ def hst_seed_study(args: argparse.Namespace) -> dict[str, Any]:
                 aucs.append(float(roc_auc_score(d.y, r)))
             res[set_name] = {"ap": aps, "auc": aucs, "inputs": list(names)}
             print(
-                f"{p.stem:16} {set_name:22} AP mean {np.mean(aps):.4f} (min {min(aps):.4f}, "
+                f"{p.stem:16} {set_name:22} trees {settings.model.hst_trees:3}  "
+                f"AP mean {np.mean(aps):.4f} (min {min(aps):.4f}, "
                 f"max {max(aps):.4f})  ROC AUC mean {np.mean(aucs):.4f} (min {min(aucs):.4f}, "
                 f"max {max(aucs):.4f})",
                 flush=True,
@@ -854,6 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SEED",
         help="only the HST seed study: each input set with these model seeds",
     )
+    ap.add_argument("--hst-trees", type=int, help="trees per model in the HST seed study")
+    ap.add_argument("--hst-sets", nargs="+", help="input sets of the HST seed study (all)")
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.hst_seeds:
