@@ -181,15 +181,23 @@ class ModelSettings:
     hst_height: int = _opt(8, "height of each tree")
     hst_window: int = _opt(250, "Half-Space Trees reference window (records)")
     hst_warmup: int = _opt(1000, "records a shard must learn before its score counts")
+    calibration_window: int = _opt(
+        100_000, "recent scores per shard and detector a score's tail probability is taken in"
+    )
     seed: int = _opt(42, "seed of every random model")
 
 
 @dataclass(frozen=True)
 class EnsembleSettings:
-    weight_hst: float = _opt(0.45, "weight of the Half-Space Trees score")
-    weight_zscore: float = _opt(0.55, "weight of the per-user amount z-score")
-    weight_iqr: float = _opt(0.35, "weight of the per-user amount IQR outlier score")
+    weight_hst: float = _opt(
+        1.0, "evidence weight of Half-Space Trees: its tail probability is raised to it; 0 = off"
+    )
+    weight_zscore: float = _opt(0.25, "evidence weight of the per-user amount z-score")
+    weight_iqr: float = _opt(0.25, "evidence weight of the per-user amount IQR outlier score")
     weight_rules: float = _opt(1.0, "weight of the combined rule score")
+    detector_prior: float = _opt(
+        0.1, "prior of the bound that turns the strongest tail probability into a probability"
+    )
     review_threshold: float = _opt(0.5, "score at or above which a decision is 'review'")
     block_threshold: float = _opt(0.85, "score at or above which a decision is 'block'")
     top_reasons: int = _opt(3, "reason codes kept per decision")
@@ -326,6 +334,8 @@ def _check_main(s: Settings) -> None:
     for name in ("weight_hst", "weight_zscore", "weight_iqr", "weight_rules"):
         if not 0 <= getattr(e, name) <= 1:
             problems.append(f"ensemble.{name}: must be within [0, 1]")
+    if not 0 < e.detector_prior < 1:
+        problems.append("ensemble.detector_prior: must be within (0, 1)")
     if not 0 <= e.alert_budget < 1 or e.alert_budget_window < 100:
         problems.append("ensemble: need 0 <= alert_budget < 1 and alert_budget_window >= 100")
     if not s.features.windows or any(w.total_seconds() <= 0 for w in s.features.windows):
@@ -335,6 +345,7 @@ def _check_main(s: Settings) -> None:
         ("hst_height", 1),
         ("hst_window", 1),
         ("hst_warmup", 0),
+        ("calibration_window", 100),
     ):
         if getattr(s.model, name) < low:
             problems.append(f"model.{name}: must be >= {low}")

@@ -1,10 +1,17 @@
 """Combine detector scores and rule hits into one decision with reasons.
 
-The score is a weighted noisy-OR, ``1 - prod(1 - w_i * s_i)``: any one strong
-signal can raise a review on its own, and independent weak signals add up.
-Rules combine the same way among themselves before their weight applies. A
+Detectors arrive calibrated (operators/detectors/calibrate.py): each score is
+``1 - p``, ``p`` the score's tail probability in the shard's recent traffic.
+The detector evidence is the strongest of them, each tail probability raised
+to the detector's evidence weight (``min_i p_i ** w_i``), turned into a
+probability without labels by the Sellke-Bayarri-Berger bound on the Bayes
+factor, ``BF <= 1 / (-e p ln p)``, at a prior (:func:`evidence`). Rules combine
+as a noisy-OR of their scores (set a rule's score from the precision a
+backtest measures for it), and the two as ``1 - (1 - D)(1 - w_rules R)``. A
 rule may also force a minimum tier. Reasons are the largest contributions,
-each with the feature values behind it.
+each with the feature values behind it. Issue 16's study (docs/benchmarks.md,
+"Detection study") chose this over Fisher, rank and equal-weight min-p
+combinations, which let weak detectors crowd the top on sparse data.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class EnsembleParams:
     review: float
     block: float
     top: int
+    prior: float = 0.1
 
     @classmethod
     def from_settings(cls, e: EnsembleSettings) -> EnsembleParams:
@@ -47,7 +55,28 @@ class EnsembleParams:
             review=e.review_threshold,
             block=e.block_threshold,
             top=e.top_reasons,
+            prior=e.detector_prior,
         )
+
+
+INV_E = 1.0 / math.e
+MIN_REASON = 0.01  # weaker detector evidence is not listed as a reason
+
+
+def evidence(p: float, prior: float) -> float:
+    """A tail probability as evidence in [0, 1): the posterior at ``prior`` with the bound
+    ``BF = 1 / (-e p ln p)`` (1 for ``p >= 1/e``), rescaled so that no evidence is 0.
+
+    >>> evidence(0.5, 0.1), round(evidence(1e-3, 0.1), 3), round(evidence(1e-5, 0.1), 4)
+    (0.0, 0.839, 0.9969)
+    """
+    if p >= INV_E:
+        return 0.0
+    if p <= 0.0:
+        return 1.0
+    bf = -1.0 / (math.e * p * math.log(p))
+    post = prior * bf / (1.0 - prior + prior * bf)
+    return (post - prior) / (1.0 - prior)
 
 
 def model_version(settings: Settings) -> str:
@@ -80,6 +109,11 @@ def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
 
 
+def _reason(name: str, c: float, f: dict[str, Any]) -> Reason:
+    code, shown = REASONS[name]
+    return Reason(code, c, {k: _round(f[k]) for k in shown if k in f})
+
+
 def decide(
     row: FeatureRow,
     hits: Sequence[RuleHit],
@@ -104,14 +138,20 @@ def decide(
     keep = 1.0
     if trained is not None:
         f[MODEL_SCORE] = trained
-    combined = scores if trained is None else {"model": trained}
-    for name, s in combined.items():
-        c = min(1.0, p.weights.get(name, 1.0) * s)
-        keep *= 1.0 - c
-        if c > 0.0:
-            code, shown = REASONS[name]
-            detail = {k: _round(f[k]) for k in shown if k in f}
-            contributions.append(Reason(code, c, detail))
+    if trained is None:  # the strongest detector's evidence
+        strongest = 0.0
+        for name, s in scores.items():
+            w = p.weights.get(name, 1.0)
+            if w <= 0.0:
+                continue
+            c = evidence((1.0 - s) ** w, p.prior)
+            strongest = max(strongest, c)
+            if c >= MIN_REASON:
+                contributions.append(_reason(name, c, f))
+        keep = 1.0 - strongest
+    else:
+        keep = 1.0 - trained
+        contributions.append(_reason("model", trained, f))
     rule_keep = 1.0
     forced = 0
     for h in hits:

@@ -34,5 +34,6 @@ class Detector(Protocol):
     def __init__(self, shard: int, m: ModelSettings) -> None: ...
 
     def score_then_learn(self, rows: Sequence[FeatureRow]) -> list[float]:
-        """One score in [0, 1] per row, in order; then learn from the rows."""
+        """One raw score per row, in order (finite; higher is more anomalous; any scale:
+        calibrate.py turns it into a tail probability); then learn from the rows."""
         ...

@@ -7,9 +7,8 @@ the shard's keyed, snapshotted state. The number of workers changes neither
 which shard a record goes to nor the order it sees records in. Every record
 is scored before it is learned from.
 
-The raw HST score is calibrated per shard (distance above the shard's mean
-score, in standard deviations) into [0, 1], and stays 0 until the shard has
-learned ``hst_warmup`` records.
+The detector gives the trees' raw score (0 until the shard has learned
+``hst_warmup`` records); calibrate.py turns it into a tail probability.
 """
 
 from __future__ import annotations
@@ -54,17 +53,8 @@ def hst_inputs(f: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def calibrated(raw_z: float) -> float:
-    """Map standard deviations above the shard mean to [0, 1].
-
-    >>> calibrated(1.0), round(calibrated(4.0), 3)
-    (0.0, 0.632)
-    """
-    return 1.0 - math.exp(-(raw_z - 2.0) / 2.0) if raw_z > 2.0 else 0.0
-
-
 class HstDetector:
-    """One shard's Half-Space Trees plus the running statistics of its raw scores.
+    """One shard's Half-Space Trees.
 
     The model is :class:`BatchHalfSpaceTrees`, which scores a whole batch
     with numpy and equals river's ``HalfSpaceTrees`` record for record.
@@ -91,28 +81,15 @@ class HstDetector:
         )
         self.warmup = m.hst_warmup
         self.seen = 0
-        self.mean = 0.0
-        self.m2 = 0.0
 
     def score_then_learn(self, rows: Sequence[FeatureRow]) -> list[float]:
-        """The calibrated score of each row (each scored before it is learned)."""
+        """The trees' raw score of each row (each scored before it is learned); 0 in warm-up."""
         names = self.model.features
         x = np.array([[d[k] for k in names] for d in (hst_inputs(r.features) for r in rows)])
-        raws = self.model.score_then_learn(x).tolist()
-        seen, mean, m2, warmup = self.seen, self.mean, self.m2, self.warmup
-        out = []
-        for raw in raws:
-            score = 0.0
-            if seen >= warmup and seen > 1:
-                std = math.sqrt(m2 / (seen - 1)) or 1.0
-                score = calibrated((raw - mean) / std)
-            out.append(score)
-            seen += 1
-            delta = raw - mean
-            mean += delta / seen
-            m2 += delta * (raw - mean)
-        self.seen, self.mean, self.m2 = seen, mean, m2
-        return out
+        raws: list[float] = self.model.score_then_learn(x).tolist()
+        cold = max(0, min(len(raws), self.warmup - self.seen))
+        self.seen += len(raws)
+        return [0.0] * cold + raws[cold:]
 
 
 HstShard = HstDetector  # the name snapshots taken before the detector registry hold

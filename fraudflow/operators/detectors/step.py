@@ -10,12 +10,13 @@ from bytewax.operators import StatefulBatchLogic
 
 from fraudflow.config.settings import ModelSettings
 from fraudflow.observability.stats import RunStats
+from fraudflow.operators.detectors.calibrate import Calibrated
 from fraudflow.operators.detectors.registry import BY_NAME, new_detectors
 from fraudflow.operators.features.user import FeatureParams, user_step
 from fraudflow.operators.ingest import routing
 from fraudflow.records import DeadLetter, FeatureRow, Transaction
 from fraudflow.state import snapshot
-from fraudflow.state.shard import ShardState
+from fraudflow.state.shard import ShardDetector, ShardState
 
 Scored = FeatureRow | DeadLetter
 Clock = Callable[[], float]  # wall clock in epoch seconds (fraudflow.flows.io.Clock)
@@ -71,11 +72,19 @@ class ShardLogic(StatefulBatchLogic[Transaction, Scored, bytes | None]):
         self.stats.shard_users(self.key, len(users))
         if rows:
             detectors = st.detectors
-            if detectors is None or detectors.keys() != BY_NAME.keys():
-                # a fresh shard, or a snapshot from before a detector was added
+            if (
+                detectors is None
+                or detectors.keys() != BY_NAME.keys()
+                or not all(type(d) is Calibrated for d in detectors.values())
+            ):
+                # a fresh shard, or a snapshot from before a detector or the calibration
+                # was added: its detectors are kept, a fresh calibrator wraps them
                 kept = detectors or {}
-                fresh = new_detectors(_shard_number(values[0]), self.mp)
-                detectors = {name: kept.get(name, d) for name, d in fresh.items()}
+                window = self.mp.calibration_window
+                detectors = {
+                    name: _calibrated(kept[name], window) if name in kept else d
+                    for name, d in new_detectors(_shard_number(values[0]), self.mp).items()
+                }
                 st.detectors = detectors
             for name, detector in detectors.items():
                 for row, score in zip(rows, detector.score_then_learn(rows), strict=True):
@@ -102,6 +111,10 @@ class ShardLogic(StatefulBatchLogic[Transaction, Scored, bytes | None]):
 
 
 SWEEP_SECONDS = 60.0
+
+
+def _calibrated(d: ShardDetector, window: int) -> ShardDetector:
+    return d if type(d) is Calibrated else Calibrated(d, window)  # type: ignore[arg-type]
 
 
 def shard_key(item: Transaction) -> str:

@@ -98,9 +98,14 @@ _STATIC: tuple[tuple[str, type, str], ...] = (
     ("late", bool, "event time is older than the user's latest minus the allowed lateness"),
     # the detectors' scores, each in [0, 1] (FeatureRow.scores, read by rules as <name>_score;
     # one per detector of operators/detectors/registry.py)
-    ("hst_score", float, "Half-Space Trees anomaly score, calibrated to [0,1]; 0 in warm-up"),
-    ("zscore_score", float, "per-user amount z-score detector, [0,1]"),
-    ("iqr_score", float, "per-user amount IQR detector, [0,1]"),
+    (
+        "hst_score",
+        float,
+        "Half-Space Trees: 1 - tail probability of its raw score in the shard's recent traffic"
+        " (0.99: rarer than 99% of it)",
+    ),
+    ("zscore_score", float, "per-user amount z-score detector: 1 - its tail probability"),
+    ("iqr_score", float, "per-user amount IQR detector: 1 - its tail probability"),
 )
 
 

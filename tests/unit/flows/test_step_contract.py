@@ -35,7 +35,7 @@ from fraudflow.state import snapshot
 from tests.unit.operators.test_budget import stream as budget_stream
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-SETTINGS = Settings().replace(hst_warmup=50, hst_window=50)
+SETTINGS = Settings().replace(hst_warmup=50, hst_window=50, calibration_window=300)
 Logic = StatefulBatchLogic[Any, Any, bytes | None]
 
 

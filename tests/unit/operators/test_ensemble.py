@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fraudflow.config.settings import Settings
-from fraudflow.operators.decide.ensemble import EnsembleParams, decide, model_version
+from fraudflow.operators.decide.ensemble import EnsembleParams, decide, evidence, model_version
 from fraudflow.records import FeatureRow, Transaction
 from fraudflow.rules import RuleHit
 
@@ -52,11 +53,33 @@ def test_nothing_unusual_is_approved_with_no_reasons() -> None:
     assert not d.is_alert
 
 
-def test_noisy_or_of_weighted_detectors() -> None:
-    d = run(row(hst=0.5, z=0.8))
-    expected = 1 - (1 - P.weights["hst"] * 0.5) * (1 - P.weights["zscore"] * 0.8)
+def test_the_strongest_weighted_tail_probability_is_the_detector_evidence() -> None:
+    # scores are 1 - p; the evidence is that of min_i p_i ** w_i
+    d = run(row(hst=1 - 1e-3, z=1 - 1e-6, iqr=0.5))
+    p = min(1e-3 ** P.weights["hst"], 1e-6 ** P.weights["zscore"], 0.5 ** P.weights["iqr"])
+    assert d.score == pytest.approx(evidence(p, P.prior))
+    assert p == pytest.approx(1e-3)  # the z-score's rarer p weighs less (weight 0.25)
+    assert d.detector_scores["hst"] == 1 - 1e-3
+    assert [r.code for r in d.reasons] == ["HST_ANOMALY", "AMOUNT_ZSCORE"]  # iqr: no evidence
+    # a rarer score is stronger evidence; weight 0 ignores a detector
+    assert run(row(hst=1 - 1e-4)).score > run(row(hst=1 - 1e-3)).score > 0.5
+    off = replace(P, weights={**P.weights, "hst": 0.0})
+    assert run(row(hst=1 - 1e-4), p=off).score == 0.0
+
+
+def test_detectors_and_rules_combine_as_a_noisy_or() -> None:
+    d = run(row(hst=1 - 1e-3), [hit("a", 0.5)])
+    expected = 1 - (1 - evidence(1e-3, P.prior)) * (1 - P.weight_rules * 0.5)
     assert d.score == pytest.approx(expected)
-    assert d.detector_scores["hst"] == 0.5
+
+
+def test_evidence_is_monotone_and_bounded() -> None:
+    ps = [1.0, 0.5, 1 / math.e, 0.1, 1e-2, 1e-3, 1e-5, 1e-9, 0.0]
+    es = [evidence(p, 0.1) for p in ps]
+    assert es == sorted(es)
+    assert es[:3] == [0.0, 0.0, 0.0]
+    assert es[-1] == 1.0
+    assert all(0.0 <= e <= 1.0 for e in es)
 
 
 def test_rules_combine_then_weigh() -> None:
@@ -81,12 +104,12 @@ def test_a_rule_can_force_a_minimum_tier() -> None:
 
 
 def test_reasons_are_the_largest_contributions_with_their_values() -> None:
-    d = run(row(hst=0.2, z=0.9, iqr=0.1), [hit("big", 0.6)])
+    d = run(row(hst=1 - 0.05, z=1 - 1e-12, iqr=1 - 1e-4), [hit("big", 0.6)])
     codes = [r.code for r in d.reasons]
-    assert codes == ["RULE:big", "AMOUNT_ZSCORE", "HST_ANOMALY"]  # top 3 of 4, largest first
-    z = d.reasons[1]
+    assert codes == ["AMOUNT_ZSCORE", "RULE:big", "HST_ANOMALY"]  # top 3 of 4, largest first
+    z = d.reasons[0]
     assert z.detail["amount_z"] == 3.0
-    assert d.reasons[0].detail["description"] == "big fired"
+    assert d.reasons[1].detail["description"] == "big fired"
 
 
 def test_alert_id_is_deterministic_and_versioned() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fraudflow.operators.detectors.hst import HST_INPUTS, calibrated, hst_inputs
+from fraudflow.operators.detectors.hst import HST_INPUTS, hst_inputs
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 nonneg = st.floats(min_value=0, max_value=1e12)
@@ -47,8 +47,3 @@ def test_inputs_in_unit_interval(
     x = hst_inputs(f)
     assert set(x) == set(HST_INPUTS)
     assert all(0.0 <= v <= 1.0 for v in x.values()), x
-
-
-@given(st.floats(-10, 50))
-def test_calibration_in_unit_interval(z: float) -> None:
-    assert 0.0 <= calibrated(z) < 1.0

@@ -94,7 +94,7 @@ def test_the_flow_serves_the_model_and_stamps_its_version(
 
 def test_decide_ranks_by_the_model_score_when_present() -> None:
     txn = Transaction("t", "u", 10.0, T0, "USD")
-    scores = {"hst": 0.9, "zscore": 0.9, "iqr": 0.9}
+    scores = {"hst": 0.9999, "zscore": 0.9999, "iqr": 0.9999}  # 1 - p: p = 1e-4
     p = EnsembleParams.from_settings(Settings().ensemble)
     row = FeatureRow(txn, {"amount": 10.0}, dict(scores))
     without = decide(row, [], p, rules_version="r", model_ver="m", now=0.0)
@@ -104,5 +104,5 @@ def test_decide_ranks_by_the_model_score_when_present() -> None:
     assert with_model.reasons[0].code == "TRAINED_MODEL"
     assert with_model.tier == "approve"
     assert with_model.features["model_score"] == 0.01
-    assert with_model.features["hst_score"] == 0.9  # the inputs stay beside it
+    assert with_model.features["hst_score"] == 0.9999  # the inputs stay beside it
     assert row.features == {"amount": 10.0}  # decide does not write into the row
