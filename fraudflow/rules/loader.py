@@ -556,6 +556,15 @@ def _rule(ctx: _Ctx, shown: str, lines: list[str], node: Y) -> Rule | None:
             return None
         return y.value
 
+    def flag(key: str, default: bool) -> bool:
+        y = f.get(key)
+        if y is None:
+            return default
+        if not isinstance(y.value, bool):
+            ctx.error(shown, y.line, y.column, f"'{key}' must be true or false")
+            return default
+        return y.value
+
     rid = text("id")
     if rid is not None:
         idnode = f["id"]
@@ -615,22 +624,10 @@ def _rule(ctx: _Ctx, shown: str, lines: list[str], node: Y) -> Rule | None:
             node.column,
             "rule needs a 'score' in [0, 1] and/or a 'tier' (review|block)",
         )
-    enabled = True
-    if "enabled" in f:
-        y = f["enabled"]
-        if not isinstance(y.value, bool):
-            ctx.error(shown, y.line, y.column, "'enabled' must be true or false")
-        else:
-            enabled = y.value
-    must_review = False
-    if "must_review" in f:
-        y = f["must_review"]
-        if not isinstance(y.value, bool):
-            ctx.error(shown, y.line, y.column, "'must_review' must be true or false")
-        else:
-            must_review = y.value
-            if must_review and tier is None:
-                tier = "review"  # a must-review rule without a tier reviews
+    enabled = flag("enabled", True)
+    must_review = flag("must_review", False)
+    if must_review and tier is None:
+        tier = "review"  # a must-review rule without a tier reviews
     tags: list[str] = []
     if "tags" in f:
         y = f["tags"]

@@ -1,9 +1,9 @@
 """The one list of detectors: every shard runs these, in this order.
 
-The order is the order of ``FeatureRow.scores`` and of the reasons' ties. A new detector is a class keeping
-:class:`~fraudflow.operators.detectors.base.Detector`, added here, with an
-``ensemble.weight_<name>`` setting and a ``<name>_score`` catalogue entry
-(tests/unit/operators/test_detector_contract.py checks all three).
+The order is the order of ``FeatureRow.scores`` and of the reasons' ties. A
+new detector is a class keeping :class:`~fraudflow.operators.detectors.base.Detector`,
+added here, with an ``ensemble.weight_<name>`` setting and a ``<name>_score``
+catalogue entry (tests/unit/operators/test_detector_contract.py checks all three).
 """
 
 from __future__ import annotations
