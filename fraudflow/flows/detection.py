@@ -133,11 +133,11 @@ def build_flow(
     if ens.alert_budget > 0:
 
         def budget_builder(resume: bytes | None) -> BudgetLogic:
-            kept = snapshot.restore(resume)
-            return BudgetLogic(
-                kept or AlertBudget(ens.alert_budget, ens.alert_budget_window, ens.block_threshold),
-                keep_state,
+            budget = snapshot.restore(resume) or AlertBudget(
+                ens.alert_budget, ens.alert_budget_window
             )
+            budget.block = ens.block_threshold  # the setting in force, also after a restore
+            return BudgetLogic(budget, keep_state)
 
         decisions = op.key_rm(
             "unkey_budget",

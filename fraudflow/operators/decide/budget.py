@@ -15,8 +15,6 @@ ensemble's tiers stand.
 
 from __future__ import annotations
 
-from typing import Any
-
 from river import stats
 
 from fraudflow.records import TIER_RANK, TIERS, Decision
@@ -33,12 +31,7 @@ class AlertBudget:
         self.quantile = stats.RollingQuantile(q=1.0 - budget, window_size=window)
         self.seen = 0
         self.min_scores = min(window, MIN_SCORES)
-        self.block = block  # the block threshold
-
-    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        self.block = 1.0  # a snapshot from before the target share: blocks by forced tiers only
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        self.block = block  # the block threshold (set by the step from the settings)
 
     def apply(self, d: Decision) -> Decision:
         """Score first, then learn: the threshold a decision meets excludes its own score."""

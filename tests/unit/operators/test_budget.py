@@ -129,17 +129,6 @@ def test_tied_scores_do_not_flood_review() -> None:
     assert share <= 0.05 + 0.01
 
 
-def test_a_snapshot_from_before_the_block_threshold_restores() -> None:
-    b = AlertBudget(0.05, 1000, BLOCK)
-    state = b.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2]
-    assert isinstance(state, tuple)
-    old = {k: v for k, v in state[1].items() if k != "block"}
-    restored = AlertBudget.__new__(AlertBudget)
-    restored.__setstate__((None, old))
-    assert restored.block == 1.0
-    assert restored.seen == b.seen
-
-
 def test_pickle_round_trip_behaves_the_same() -> None:
     b = AlertBudget(0.05, 1000, BLOCK)
     given = stream(3000, seed=11)
