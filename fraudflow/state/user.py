@@ -109,6 +109,7 @@ class UserState:
     __slots__ = (
         "ev_amt",
         "ev_ts",
+        "fast_trips",
         "geo",
         "habits",
         "hours",
@@ -137,6 +138,8 @@ class UserState:
         self.hours = array("I", bytes(4 * 24))
         self.habits = Habits(set_size)
         self.geo: tuple[float, float, float] | None = None  # lat, lon, event time
+        # transactions whose implied travel was faster than trusted (a travel habit)
+        self.fast_trips = 0
 
     def insert_event(self, ts: float, amount: float) -> None:
         """Insert keeping event-time order (out-of-order records land in place)."""
@@ -201,6 +204,7 @@ class UserState:
             self.habits,
             self.geo,
             self.id_at.tobytes(),
+            self.fast_trips,
         )
 
     def __setstate__(self, st: tuple[object, ...]) -> None:
@@ -217,6 +221,7 @@ class UserState:
         self.hours = _arr("I", hours)
         self.habits = habits  # type: ignore[assignment]
         self.geo = geo  # type: ignore[assignment]
+        self.fast_trips = st[12] if len(st) > 12 else 0  # type: ignore[assignment]
 
 
 def _arr(code: str, data: object) -> array:  # type: ignore[type-arg]

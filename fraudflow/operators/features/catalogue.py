@@ -86,6 +86,12 @@ _STATIC: tuple[tuple[str, type, str], ...] = (
     ("unusual_hour", bool, "past warm-up and hour_share below 3%"),
     ("travel_kmh", float, "speed implied by the previous geolocated transaction; 0 if unknown"),
     (
+        "fast_trips_before",
+        int,
+        "earlier transactions of this user faster than trusted_travel_kmh from their previous"
+        " location (a travel habit: VPNs, frequent flyers)",
+    ),
+    (
         "distinct_merchants_24h",
         int,
         "distinct merchants of this user in the last 24h, this one included",

@@ -227,6 +227,7 @@ def user_step(
         km = haversine_km(glat, glon, txn.lat, txn.lon)
         travel_kmh = km / max(abs(t - gts), 60.0) * 3600.0
     trusted_geo = travel_kmh <= p.trusted_kmh
+    fast_trips = state.fast_trips  # before this one
 
     f.update(
         transaction_id=txn.transaction_id,
@@ -256,6 +257,7 @@ def user_step(
         hour_share=hour_share,
         unusual_hour=n >= p.warmup and hour_share < UNUSUAL_HOUR_SHARE,
         travel_kmh=travel_kmh,
+        fast_trips_before=fast_trips,
         distinct_merchants_24h=distinct_m,
         distinct_countries_24h=distinct_c,
         late=late,
@@ -267,6 +269,8 @@ def user_step(
         state.prune(state.last_ts - p.retention, p.max_events)
         state.add_amount(log_amt, RECENT_AMOUNTS)
         hours[hour] += 1
+        if not trusted_geo:
+            state.fast_trips += 1
         # a location that implies impossible travel is not trusted as the user's
         # last one, so one spoofed or stolen-card location does not make the
         # user's next ordinary transaction look impossible too

@@ -146,6 +146,27 @@ def test_travel_speed_between_geolocated_transactions() -> None:
     assert rows(out)[1]["travel_kmh"] == pytest.approx(877 * 2, rel=0.01)
 
 
+def test_fast_trips_are_a_travel_habit() -> None:
+    """Each jump faster than trusted counts for the user's later transactions; a flight
+    does not; the count survives a pickle and a snapshot from before it restores as 0."""
+    berlin, singapore = (52.52, 13.405), (1.35, 103.82)
+    # 10,000 km in 30 min, twice (the jump's location is not trusted: Berlin stays the
+    # user's last location, so the way back is no jump)
+    hops = [berlin, singapore, berlin, singapore]
+    txns = [txn(i, T0 + 1800 * i, lat=la, lon=lo) for i, (la, lo) in enumerate(hops)]
+    txns.append(txn(4, T0 + 1800 * 4 + 86400, lat=1.30, lon=103.85))  # a day later, near
+    state, out = run(txns)
+    f = rows(out)
+    assert [r["fast_trips_before"] for r in f] == [0, 0, 1, 1, 2]
+    assert f[1]["travel_kmh"] > 900
+    assert state.fast_trips == 2
+    back = pickle.loads(pickle.dumps(state))
+    assert back.fast_trips == 2
+    old = UserState.__new__(UserState)
+    old.__setstate__(state.__getstate__()[:12])  # as pickled before the count existed
+    assert old.fast_trips == 0
+
+
 def test_unusual_hour_against_the_users_habit() -> None:
     days = [txn(i, T0 + 86400 * i + 12 * 3600) for i in range(8)]  # always at noon
     _, out = run([*days, txn(8, T0 + 86400 * 8 + 3 * 3600)])
