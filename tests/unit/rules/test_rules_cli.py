@@ -64,7 +64,10 @@ def test_test_reports_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["rules", "test", str(d), "-q"]) == 1
     out = capsys.readouterr().out
     assert f"FAIL {d / 'tests' / 'wrong.yaml'}:2: wrong expectation" in out
-    assert "expected impossible_travel (travel_kmh=0.0, fast_trips_before=0) to fire; it did not" in out
+    assert (
+        "expected impossible_travel (travel_kmh=0.0, fast_trips_before=0) to fire; it did not"
+        in out
+    )
     assert "expected card_testing (count_1m=5, amount=1.0) not to fire; it did" in out
     assert "PASS" not in out  # -q
     assert out.rstrip().endswith(" passed, 1 failed")
